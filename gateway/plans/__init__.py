@@ -1,0 +1,1 @@
+"""Plan-level services: validation, canonical form, diff."""
