@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from gateway.model import Plan, Problem, Severity, json_path
 from gateway.model.identity import ProtectionScope, RepresentativeRole
 from gateway.model.plan import PlanStatus
+from gateway.plans.jsoninput import JsonInputError, loads_object
 from mappings.serafin import nomenclature
 
 SOURCE = "relais-plan 1.0"
@@ -312,3 +313,12 @@ def _agreement_rules(plan: Plan, reps: set[str], pros: set[str]) -> Iterator[Pro
         yield _p("$.status", "agreed-without-person-agreement",
                  "projet « agreed » sans accord de la personne ou de son représentant",
                  "plan marked agreed but no agreement by the person is recorded")
+
+
+def validate_plan_json(raw: bytes | str, today: dt.date, **limits: int) -> tuple[Plan | None, list[Problem]]:
+    """Strict JSON reading (jsoninput) then `validate_plan`."""
+    try:
+        data = loads_object(raw, **limits)
+    except JsonInputError as exc:
+        return None, [exc.problem]
+    return validate_plan(data, today)

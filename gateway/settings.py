@@ -1,0 +1,31 @@
+"""One typed settings object; every field can be set with a `RELAIS_` environment variable."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAIS_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./var/relais.db",
+        description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://user@host/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, description="Largest accepted request body")
+    max_json_depth: int = 64
+    page_size_max: int = 200
+    log_level: str = "INFO"
+    log_file: Path | None = Field(default=None, description="Also write JSON logs to this file")
+    sqlite_busy_timeout_ms: int = 5000
+
+
+@cache
+def settings() -> Settings:
+    return Settings()
