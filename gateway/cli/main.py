@@ -1,2 +1,33 @@
-def main():
-    pass
+"""The `relais` command. Messages in French; exit codes:
+0 success · 1 invalid or refused input · 2 usage error · 3 not found · 4 conflict
+(stale or missing If-Match, existing tenant) · 5 storage unavailable."""
+
+from __future__ import annotations
+
+import sys
+
+from gateway.cli import french
+from gateway.cli.commands import demo, nomenclature, plan, schema, serve, tenant
+
+MODULES = (serve, demo, plan, nomenclature, schema, tenant)
+
+
+def build_parser() -> french.Parser:
+    parser = french.Parser(
+        prog="relais",
+        description="Relais : passerelle d'interopérabilité des plateformes de services coordonnés.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE", parser_class=french.Parser)
+    sub.required = True
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

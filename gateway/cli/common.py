@@ -1,0 +1,55 @@
+"""What every command shares: the store, printing, and storage errors turned into exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from sqlalchemy.exc import OperationalError
+
+from gateway.settings import settings
+from gateway.storage import Store
+from gateway.storage.store import Conflict, NotFound, PreconditionFailed, PreconditionRequired
+
+OK, INVALID, USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE = 0, 1, 2, 3, 4, 5
+
+
+def add_database_option(parser) -> None:
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="base de données (défaut : RELAIS_DATABASE_URL ou sqlite:///./var/relais.db)",
+    )
+
+
+def open_store(args) -> Store:
+    store = Store(getattr(args, "database", None) or settings().database_url)
+    store.migrate()
+    return store
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def handles_storage_errors(func):
+    """Storage exceptions carry French messages without personal data: print and map."""
+
+    @functools.wraps(func)
+    def wrapper(args):
+        try:
+            return func(args)
+        except NotFound as exc:
+            err(f"introuvable : {exc}")
+            return NOT_FOUND
+        except PreconditionRequired as exc:
+            err(f"{exc} (version courante : {exc.current_etag}) ; relancer avec --if-match ou --force")
+            return CONFLICT
+        except (PreconditionFailed, Conflict) as exc:
+            err(str(exc))
+            return CONFLICT
+        except OperationalError as exc:
+            err(f"base de données indisponible : {type(exc.orig).__name__}")
+            return UNAVAILABLE
+
+    return wrapper
