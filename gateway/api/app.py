@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.api.middleware import AccessLog, BodyLimit
@@ -28,7 +31,7 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
         title="Relais",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served below from local assets: no CDN
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -36,9 +39,25 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.state.settings = config
     for exc_class, handler in HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
+    _local_docs(app)
     app.include_router(meta.router)
     app.include_router(nomenclature.router)
     app.include_router(plans.router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
+
+
+def _local_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the `swagger-ui-bundle` package, so it works offline."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="Relais — API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
