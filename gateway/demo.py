@@ -32,6 +32,9 @@ from mappings.serafin import nomenclature
 DEMO_TENANT = "demo"
 OTHER_TENANT = "demo-voisine"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# The synthetic plans are written as of this day (fixtures/README.md); checking them on a
+# later day would turn some children into adults and make their parents' role invalid.
+FIXTURES_DATE = dt.date(2026, 11, 26)
 
 MODALITY_FR = {
     "ordinary_environment": "milieu ordinaire",
@@ -88,7 +91,7 @@ def _tenant(store: Store, slug: str, name: str, finess: str | None):
 
 
 def run(config: Settings, fixtures: Path = FIXTURES, today: dt.date | None = None) -> int:
-    today = today or dt.date.today()
+    today = today or FIXTURES_DATE
     files = sorted((fixtures / "plans").glob("*.json"))
     if not files:
         say(f"aucun projet trouvé dans {fixtures / 'plans'}")
@@ -185,7 +188,8 @@ def _summary(store: Store, tenant, plans: list[Plan], today: dt.date) -> None:
     statuses = collections.Counter(p.person.identity_status.value for p in plans)
     needs = collections.Counter(terms.ancestors(n.code)[1].code for p in plans for n in p.needs)
     hours = sum((s.intensity.value for p in plans for s in p.services
-                 if s.intensity and s.intensity.unit.value == "hours_per_week"), Decimal(0))
+                 if s.code.startswith("2.") and s.intensity
+                 and s.intensity.unit.value == "hours_per_week"), Decimal(0))
     say(f"\n5. Plateforme « {tenant.name} » (FINESS {tenant.finess}) : "
         f"{store.count_persons(tenant)} personnes en base")
     say(f"   {minors} enfants et {len(plans) - minors} adultes ; identités : "

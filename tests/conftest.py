@@ -40,7 +40,7 @@ SAMPLE_PLAN: dict = {
     "established_on": "2026-01-10",
     "person": {
         "local_id": "U000001",
-        "ins": {"value": "279035121518989", "oid": "1.2.250.1.213.1.4.10"},
+        "ins": {"value": "212035121518974", "oid": "1.2.250.1.213.1.4.10"},
         "identity_status": "QUAL",
         "birth_family_name": "TESTNOM",
         "birth_given_names": ["Camille"],

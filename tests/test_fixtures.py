@@ -296,8 +296,8 @@ def test_structure_and_professional_identifiers_are_synthetic(plans):
 INVALID_FILES = sorted(p.name for p in INVALID_DIR.iterdir() if p.is_file() and p.name != "expected.json")
 REQUIRED_DEFECTS = {
     "serafin-unknown-code", "serafin-not-leaf", "serafin-wrong-family", "broken-reference", "ins-check-key",
-    "ins-oid", "ins-required-when-qualified", "period-order", "extra-forbidden", "missing",
-    "date-from-datetime-parsing", "duplicate-id", "intensity-bound", "agreed-without-person-agreement",
+    "ins-oid", "ins-required-when-qualified", "period-order", "unknown-field", "required",
+    "invalid-date", "duplicate-id", "intensity-bound", "agreed-without-person-agreement",
     "curator-cannot-agree-alone", "json-syntax", "json-duplicate-key", "json-not-object",
 }
 

@@ -218,7 +218,7 @@ def test_malformed_serafin_code_is_a_format_error():
     data = plan()
     data["needs"][0]["code"] = "1.3.3.1.1"
     problem = only_error(data)
-    assert (problem.rule, problem.location) == ("string-pattern-mismatch", "$.needs[0].code")
+    assert (problem.rule, problem.location) == ("format", "$.needs[0].code")
     assert problem.message.startswith("format invalide")
 
 
@@ -302,12 +302,48 @@ def test_qualified_identity_requires_the_birthplace_trait():
     assert "lieu de naissance" in problem.message
 
 
-@pytest.mark.parametrize("status", ["PROV", "RECUP", "VALI"])
-def test_identities_short_of_qualified_may_lack_the_ins(status):
+@pytest.mark.parametrize("status", ["PROV", "VALI"])
+def test_provisional_or_validated_identities_may_lack_the_ins(status):
     data = plan()
     del data["person"]["ins"]
     data["person"]["identity_status"] = status
     assert problems(data) == []
+
+
+def test_recovered_identity_requires_the_ins_it_was_recovered_with():
+    data = plan()
+    del data["person"]["ins"]
+    data["person"]["identity_status"] = "RECUP"
+    problem = only_error(data)
+    assert (problem.rule, problem.location) == ("ins-required-when-recovered", "$.person")
+    assert "INSi" in problem.message
+
+
+@pytest.mark.parametrize("kind, scope", [("tutelle", "assistance"), ("curatelle", "representation"),
+                                         ("curatelle_renforcee", "representation")])
+def test_protection_scope_must_fit_the_measure(kind, scope):
+    data = plan()
+    data["person"]["protection"] = {"kind": kind, "scope": scope}
+    data["person"]["birth_date"] = "1980-01-01"
+    rules = [(p.rule, p.location) for p in problems(data) if p.severity is Severity.error]
+    assert ("protection-scope", "$.person.protection") in rules
+
+
+def test_structure_agreement_must_be_signed_by_a_professional():
+    data = plan()
+    structure = next(a for a in data["agreements"] if a["party"] == "structure")
+    structure["performer_kind"] = "person"
+    structure.pop("performer_id", None)
+    problem = only_error(data)
+    assert problem.rule == "structure-agreement-by-professional"
+
+
+def test_ins_whose_birth_digits_contradict_the_birth_date_is_a_warning():
+    data = plan()
+    data["person"]["birth_date"] = "2013-05-15"
+    found = [p for p in problems(data) if p.rule == "ins-traits-mismatch"]
+    assert found and all(p.severity is Severity.warning for p in found)
+    assert found[0].location == "$.person.ins.value"
 
 
 def test_ins_with_a_wrong_check_key_is_rejected():
@@ -331,8 +367,10 @@ def test_corsican_matricules_count_2a_as_19_for_the_key():
     head = "195052A004282"  # born in Ajaccio (2A004)
     assert ins_check_key(head) == 97 - int("1950519004282") % 97
     data = plan()
-    data["person"].update(ins={"value": _ins(head), "oid": "1.2.250.1.213.1.4.10"}, birthplace_insee="2A004")
-    assert problems(data) == []
+    data["person"].update(ins={"value": _ins(head), "oid": "1.2.250.1.213.1.4.10"}, birthplace_insee="2A004",
+                          sex="male", birth_date="1995-05-20")
+    data["person"]["representatives"] = []
+    assert [p for p in problems(data) if p.rule.startswith("ins")] == []
 
 
 def test_ins_is_normalised_to_upper_case_without_spaces():
@@ -342,7 +380,8 @@ def test_ins_is_normalised_to_upper_case_without_spaces():
     data = plan()
     data["person"]["ins"]["value"] = spaced
     result, found = validate_plan(data, TODAY)
-    assert found == [] and result.person.ins.value == _ins(head)
+    assert result is not None and result.person.ins.value == _ins(head)
+    assert [p.rule for p in found] == ["ins-traits-mismatch"] * 2  # another person's digits
 
 
 def test_ins_with_an_unknown_oid_is_rejected_and_the_known_ones_listed():
@@ -389,7 +428,7 @@ def test_orientation_decision_needs_a_bounded_validity():
 def test_unknown_field_is_rejected_not_silently_dropped():
     data = plan(next_reveiw="2027-01-01")
     problem = only_error(data)
-    assert (problem.rule, problem.location) == ("extra-forbidden", "$.next_reveiw")
+    assert (problem.rule, problem.location) == ("unknown-field", "$.next_reveiw")
     assert problem.message.startswith("champ inconnu")
 
 
@@ -397,7 +436,7 @@ def test_missing_mandatory_field_is_named():
     data = plan()
     del data["person"]["birth_date"]
     problem = only_error(data)
-    assert (problem.rule, problem.location) == ("missing", "$.person.birth_date")
+    assert (problem.rule, problem.location) == ("required", "$.person.birth_date")
     assert problem.message == "champ obligatoire manquant"
 
 
@@ -405,7 +444,7 @@ def test_missing_mandatory_field_is_named():
 def test_impossible_date_is_rejected(value):
     problem = only_error(plan(established_on=value))
     assert problem.location == "$.established_on"
-    assert problem.rule.startswith("date-")
+    assert problem.rule == "invalid-date"
     assert "date invalide" in problem.message
 
 
@@ -413,7 +452,7 @@ def test_enum_value_lists_the_allowed_ones():
     data = plan()
     data["services"][0]["modality"] = "boarding"
     problem = only_error(data)
-    assert (problem.rule, problem.location) == ("enum", "$.services[0].modality")
+    assert (problem.rule, problem.location) == ("value-not-allowed", "$.services[0].modality")
     assert "'ordinary_environment'" in problem.message
 
 
@@ -443,7 +482,7 @@ def test_intensity_must_be_positive(value):
     data = plan()
     data["services"][0]["intensity"]["value"] = value
     problem = only_error(data)
-    assert (problem.rule, problem.location) == ("greater-than", "$.services[0].intensity.value")
+    assert (problem.rule, problem.location) == ("out-of-range", "$.services[0].intensity.value")
     assert problem.message == "la valeur doit être supérieure à 0"
 
 
@@ -481,6 +520,7 @@ def test_minority_is_decided_on_the_day_passed_in():
     data = adult()
     data["person"]["birth_date"] = "2008-11-27"  # 18 on 2026-11-27
     data["person"]["representatives"] = [{"id": "R1", "role": "parent", "family_name": "X", "given_names": ["Y"]}]
+    data["person"].pop("ins"), data["person"].update(identity_status="VALI")
     assert [p.rule for p in problems(data, dt.date(2026, 11, 26))] == []
     assert [p.rule for p in problems(data, dt.date(2026, 11, 27))] == ["parental-authority-on-adult"]
 

@@ -51,7 +51,7 @@ class Ins(Strict):
 
     value: Annotated[str, StringConstraints(to_upper=True)] = Field(
         description="Matricule INS sur 15 caractères (13 + clé de contrôle)",
-        examples=["279035121518989"],
+        examples=["212035121518974"],
     )
     oid: str = Field(
         description="OID de l'INS : 1.2.250.1.213.1.4.8 (NIR), .9 (NIA), .10 (test), .11 (démo)",
@@ -124,6 +124,23 @@ class ProtectionMeasure(Strict):
     period: Period = Field(default_factory=Period)
     judgement_reference: ShortText | None = None
 
+    @model_validator(mode="after")
+    def _scope_fits_kind(self):
+        # Code civil art. 440: tutelle represents, curatelle assists; habilitation familiale,
+        # sauvegarde and mandat may be either, as the judgement or the mandate says.
+        fixed = {
+            ProtectionKind.tutelle: ProtectionScope.representation,
+            ProtectionKind.curatelle: ProtectionScope.assistance,
+            ProtectionKind.curatelle_renforcee: ProtectionScope.assistance,
+        }
+        if self.kind in fixed and self.scope is not fixed[self.kind]:
+            raise PydanticCustomError(
+                "protection-scope",
+                "une mesure « {kind} » est une mesure de {scope} (Code civil art. 440)",
+                {"kind": self.kind.value, "scope": fixed[self.kind].value},
+            )
+        return self
+
 
 class RepresentativeRole(StrEnum):
     parent = "parent"  # holder of parental authority (minor)
@@ -184,6 +201,12 @@ class Person(Strict):
             raise PydanticCustomError(
                 "ins-required-when-qualified",
                 "une identité qualifiée (QUAL) doit porter son INS (invariant FR Core fr-core-1)",
+            )
+        # RNIV: RECUP means the INS was retrieved from the INSi teleservice, so it is known.
+        if self.identity_status is IdentityStatus.RECUP and self.ins is None:
+            raise PydanticCustomError(
+                "ins-required-when-recovered",
+                "une identité récupérée (RECUP) vient du téléservice INSi : son INS doit figurer",
             )
         if self.identity_status is IdentityStatus.QUAL and self.birthplace_insee is None:
             raise PydanticCustomError(

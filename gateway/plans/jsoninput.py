@@ -54,7 +54,10 @@ def _int(text: str) -> int:
 
 
 def _float(text: str) -> float:
-    return float(_number(text))
+    value = float(_number(text))
+    if value in (float("inf"), float("-inf")):
+        raise _fail("json-non-finite", f"nombre hors limites : {text}", f"number out of range: {text}")
+    return value
 
 
 def _constant(name: str) -> Any:
@@ -79,22 +82,30 @@ def _depth(value: Any, limit: int) -> None:
 
 def loads_strict(raw: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """Parse one JSON document or raise JsonInputError naming the place and the reason."""
-    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _fail(
+                "json-encoding",
+                f"texte non représentable en UTF-8 (caractère {exc.start})",
+                f"text not encodable as UTF-8 (character {exc.start})",
+            ) from None
+    size = len(raw)
     if size > max_bytes:
         raise _fail(
             "too-large",
             f"document trop volumineux ({size} octets, maximum {max_bytes})",
             f"document too large ({size} bytes, max {max_bytes})",
         )
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _fail(
-                "json-encoding",
-                f"le document n'est pas en UTF-8 (octet {exc.start})",
-                f"not UTF-8 (byte {exc.start})",
-            ) from None
+    try:
+        raw = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            "json-encoding",
+            f"le document n'est pas en UTF-8 (octet {exc.start})",
+            f"not UTF-8 (byte {exc.start})",
+        ) from None
     raw = raw.removeprefix("\ufeff")
     try:
         value = json.loads(

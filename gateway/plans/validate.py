@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 
+import orjson
 from pydantic import ValidationError
 
 from gateway.model import Plan, Problem, Severity, json_path
@@ -63,7 +64,38 @@ _FR = {
     "model_attributes_type": "un objet JSON est attendu",
     "dict_type": "un objet JSON est attendu",
     "finite_number": "nombre non fini refusé",
+    "string_unicode": "texte invalide (caractère Unicode isolé)",
+    "json_invalid": "JSON invalide",
 }
+
+
+# Stable Relais rule ids for pydantic's error types (these are part of the output contract).
+_RULES = {
+    "missing": "required",
+    "extra_forbidden": "unknown-field",
+    "string_pattern_mismatch": "format",
+    "string_unicode": "format",
+    "enum": "value-not-allowed",
+    "literal_error": "value-not-allowed",
+    "string_too_short": "length",
+    "string_too_long": "length",
+    "too_short": "length",
+    "too_long": "length",
+}
+
+
+def _rule(kind: str) -> str:
+    if kind in _RULES:
+        return _RULES[kind]
+    if kind.startswith("datetime"):
+        return "invalid-datetime"
+    if kind.startswith("date"):
+        return "invalid-date"
+    if kind.startswith(("greater_than", "less_than", "decimal_max", "finite_number")):
+        return "out-of-range"
+    if kind.endswith(("_type", "_parsing", "_from_float")) or kind == "json_invalid":
+        return "wrong-type"
+    return kind.replace("_", "-")  # custom errors: their own id (ins-check-key, period-order…)
 
 
 def _pydantic_problems(exc: ValidationError) -> list[Problem]:
@@ -84,7 +116,7 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
         problems.append(
             Problem(
                 location=json_path(err["loc"]),
-                rule=kind.replace("_", "-"),
+                rule=_rule(kind),
                 message=message,
                 message_en=err["msg"] if template is not None else "",
                 source=SOURCE,
@@ -96,7 +128,12 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
 def validate_plan(data: object, today: dt.date) -> tuple[Plan | None, list[Problem]]:
     """Return the plan (None when any error) and every problem found."""
     try:
-        plan = Plan.model_validate(data)
+        # Strict JSON-mode validation: a date must be an ISO string, never a number read as a
+        # Unix timestamp; booleans must be true/false, not "yes" or 1.
+        plan = Plan.model_validate_json(orjson.dumps(data, default=str), strict=True)
+    except orjson.JSONEncodeError as exc:
+        return None, [_p("$", "json-not-serialisable", f"document non sérialisable en JSON : {exc}",
+                         f"not JSON-serialisable: {exc}")]
     except ValidationError as exc:
         return None, _pydantic_problems(exc)
     problems = list(_plan_rules(plan, today))
@@ -204,8 +241,10 @@ def _plan_rules(plan: Plan, today: dt.date) -> Iterator[Problem]:
     yield from dup
     stays, dup = _ids(plan.stays, "$.stays", "les séjours")
     yield from dup
-    for name in ("expectations", "events", "evaluations", "agreements", "orientation_decisions"):
-        yield from _ids(getattr(plan, name), f"$.{name}", name)[1]
+    for name, label in (("expectations", "les attentes"), ("events", "les évènements"),
+                        ("evaluations", "les évaluations"), ("agreements", "les accords"),
+                        ("orientation_decisions", "les décisions d'orientation")):
+        yield from _ids(getattr(plan, name), f"$.{name}", label)[1]
 
     yield from _refs(
         "$.platform.coordinator.professional_id",
@@ -217,6 +256,7 @@ def _plan_rules(plan: Plan, today: dt.date) -> Iterator[Problem]:
         yield _p("$.person.birth_date", "birth-date-future", "date de naissance dans le futur",
                  "birth date in the future")
     yield from _representation_rules(plan, today)
+    yield from _ins_traits(plan)
 
     for i, need in enumerate(plan.needs):
         yield from _serafin(f"$.needs[{i}].code", need.code, ("besoin",), leaf=True)
@@ -286,9 +326,34 @@ def _representation_rules(plan: Plan, today: dt.date) -> Iterator[Problem]:
                      "parental authority ends at 18")
 
 
+def _ins_traits(plan: Plan) -> Iterator[Problem]:
+    """The NIR encodes sex, birth year and month (INSEE): a mismatch with the traits usually
+    means the INS belongs to someone else. A warning, since registry corrections exist."""
+    person, ins = plan.person, plan.person.ins
+    if ins is None or ins.kind == "INS-NIA":
+        return
+    sex_digit, yy, mm = ins.value[0], ins.value[1:3], ins.value[3:5]
+    expected_sex = {"1": "male", "2": "female"}.get(sex_digit)
+    if expected_sex and person.sex.value != "unknown" and person.sex.value != expected_sex:
+        yield _p("$.person.ins.value", "ins-traits-mismatch",
+                 "le 1er chiffre du matricule INS ne correspond pas au sexe de la personne",
+                 "INS sex digit does not match the person's sex", warning=True)
+    if yy != f"{person.birth_date.year % 100:02d}" or (
+        "01" <= mm <= "12" and mm != f"{person.birth_date.month:02d}"
+    ):
+        yield _p("$.person.ins.value", "ins-traits-mismatch",
+                 "l'année ou le mois de naissance codés dans le matricule INS ne correspondent pas "
+                 "à la date de naissance",
+                 "INS birth year or month does not match the birth date", warning=True)
+
+
 def _agreement_rules(plan: Plan, reps: set[str], pros: set[str]) -> Iterator[Problem]:
     for i, agreement in enumerate(plan.agreements):
         where = f"$.agreements[{i}].performer_id"
+        if agreement.party == "structure" and agreement.performer_kind != "professional":
+            yield _p(f"$.agreements[{i}].performer_kind", "structure-agreement-by-professional",
+                     "l'accord de la structure est signé par un professionnel qui la représente",
+                     "the structure's agreement is given by one of its professionals")
         if agreement.performer_kind == "representative":
             yield from _refs(where, agreement.performer_id, reps, "représentant légal")
             rep = next((r for r in plan.person.representatives if r.id == agreement.performer_id), None)

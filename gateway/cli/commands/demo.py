@@ -13,7 +13,7 @@ def register(sub) -> None:
     parser = sub.add_parser("demo", help="démonstration : plateforme synthétique, API, résumé")
     parser.add_argument("--fixtures", type=Path, help="dossier des données synthétiques (défaut : fixtures/)")
     parser.add_argument("--today", type=dt.date.fromisoformat, metavar="AAAA-MM-JJ",
-                        help="date de référence des contrôles (défaut : aujourd'hui)")
+                        help="date de référence des contrôles (défaut : celle des données synthétiques, 2026-11-26)")
     add_database_option(parser)
     parser.set_defaults(func=run)
 
