@@ -67,6 +67,7 @@ def configure(level: str = "INFO", log_file: Path | None = None) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log prints raw paths (which hold person ids): Relais logs its own.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
