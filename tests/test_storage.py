@@ -380,8 +380,9 @@ def test_the_migration_creates_exactly_the_tables_the_code_uses(store):
     from alembic.migration import MigrationContext
     from alembic.autogenerate import compare_metadata
 
-    from gateway.storage.schema import metadata
+    from gateway.storage.registry import load_metadata
 
+    metadata = load_metadata()
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []

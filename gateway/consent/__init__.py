@@ -1,0 +1,1 @@
+"""GDPR consent engine: FHIR Consent storage, care team, policy decision point."""
