@@ -373,7 +373,7 @@ def test_migrate_twice_is_harmless(store, tenant, sample_plan):
         assert again.get_plan(tenant, "U000001").version == 1
     finally:
         again.close()
-    assert raw_rows(store, "SELECT version_num FROM alembic_version") == [("0001_initial",)]
+    assert len(raw_rows(store, "SELECT version_num FROM alembic_version")) == 1
 
 
 def test_the_migration_creates_exactly_the_tables_the_code_uses(store):
