@@ -289,6 +289,15 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def transaction(self):
+        """A write transaction for other packages (delivery, consent…): BEGIN IMMEDIATE on
+        SQLite, so reads inside it cannot be overtaken by another writer."""
+        return self._write()
+
+    def reading(self):
+        """A read-only connection (no write lock)."""
+        return self._read()
+
     def _insert_ignoring_conflict(self, table: sa.Table, index_elements: list[str]):
         dialect = pg_dialect if self._backend == "postgresql" else sqlite_dialect
         return dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
