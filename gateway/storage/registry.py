@@ -14,6 +14,7 @@ TABLE_MODULES = (
     "gateway.storage.schema",
     "gateway.audit.tables",
     "gateway.consent.tables",
+    "gateway.delivery.tables",
 )
 
 

@@ -1,0 +1,1 @@
+"""The delivery spine: exchange → consent decision → mapping → validation → outbox → worker → receipt."""

@@ -1,0 +1,321 @@
+"""Outbox rows: insert, claim with a lease, complete, retry, dead-letter, supersede, cancel.
+
+Every function works inside the caller's transaction (`conn`), so the row, its history event
+and the audit entry that records it commit together or not at all.
+
+Claiming (workers): due rows whose person+target line has no earlier pending row, oldest
+first; PostgreSQL takes them with `FOR UPDATE SKIP LOCKED` so several worker processes share
+the queue without waiting on each other; SQLite serialises writers (BEGIN IMMEDIATE). A
+claimed row gets a lease; a worker that dies mid-send leaves a row whose lease expires and is
+claimed again — the idempotency key lets the peer recognise the resend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from connectors.base import Receipt, Recipient
+from gateway.delivery.model import PENDING, Event, Exchange, ExchangeRequest, Status
+from gateway.delivery.tables import exchange_events, exchanges
+
+X = exchanges.c
+
+
+LIVE = (Status.queued, Status.sending, Status.sent, Status.acknowledged)
+
+
+def idempotency_key(tenant_id: str, request: ExchangeRequest, plan_version: int | None) -> str:
+    """Stable for the same plan version, target, kind and recipient: a resend after a crash
+    (or a client repeating POST /exchanges) maps to the same key."""
+    parts = [tenant_id, request.person_local_id, request.system, request.payload_kind,
+             str(plan_version), request.recipient.identifier, request.purpose]
+    return "rls-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _same_base(base: str):
+    return sa.or_(X.idempotency_key == base, X.idempotency_key.like(base + "-%"))
+
+
+def add_event(conn: Connection, seq: int, status: Status, now: dt.datetime,
+              attempt: int = 0, detail: str | None = None) -> None:
+    conn.execute(sa.insert(exchange_events).values(
+        exchange_seq=seq, at=now, status=status.value, attempt=attempt, detail=detail))
+
+
+def find_live(conn: Connection, tenant_id: str, system: str, base: str) -> str | None:
+    """The exchange already carrying this request, unless it ended without delivery (refused,
+    invalid, dead, cancelled, superseded): those do not stop a new attempt."""
+    return conn.execute(
+        sa.select(X.id).where(X.tenant_id == tenant_id, X.system == system, _same_base(base),
+                              X.status.in_([s.value for s in LIVE]))
+        .order_by(X.seq.desc()).limit(1)
+    ).scalar()
+
+
+def free_key(conn: Connection, tenant_id: str, system: str, base: str) -> str:
+    """`base` for the first attempt; `base-2`, `base-3`… after attempts that ended undelivered."""
+    used = conn.execute(
+        sa.select(sa.func.count()).where(X.tenant_id == tenant_id, X.system == system, _same_base(base))
+    ).scalar_one()
+    return base if used == 0 else f"{base}-{used + 1}"
+
+
+def insert(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    request: ExchangeRequest,
+    plan_version: int | None,
+    status: Status,
+    key: str,
+    actor: str,
+    now: dt.datetime,
+    decision_id: str | None = None,
+    decision_reasons: list[str] | None = None,
+    payload: bytes | None = None,
+    content_type: str | None = None,
+    problems: list[dict] | None = None,
+    replay_of: str | None = None,
+    detail: str | None = None,
+) -> tuple[str, int]:
+    exchange_id = uuid.uuid4().hex
+    seq = conn.execute(
+        sa.insert(exchanges).values(
+            id=exchange_id,
+            tenant_id=tenant_id,
+            person_local_id=request.person_local_id,
+            system=request.system,
+            payload_kind=request.payload_kind,
+            purpose=request.purpose,
+            recipient=json.dumps(request.recipient.as_dict(), ensure_ascii=False),
+            plan_version=plan_version,
+            status=status.value,
+            decision_id=decision_id,
+            decision_reasons=json.dumps(decision_reasons or [], ensure_ascii=False),
+            idempotency_key=key,
+            payload=payload,
+            content_type=content_type,
+            payload_sha256=hashlib.sha256(payload).hexdigest() if payload is not None else None,
+            problems=json.dumps(problems or [], ensure_ascii=False),
+            attempts=0,
+            next_attempt_at=now if status is Status.queued else None,
+            replay_of=replay_of,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
+        ).returning(X.seq)
+    ).scalar_one()
+    add_event(conn, seq, status, now, detail=detail)
+    return exchange_id, seq
+
+
+def supersede_older(conn: Connection, *, tenant_id: str, request: ExchangeRequest, newer_id: str,
+                    newer_seq: int, plan_version: int | None, now: dt.datetime) -> list[str]:
+    """Queued, not yet claimed items of an older plan version for the same person, target and
+    kind are superseded: the newer version will be sent instead (never the older after it)."""
+    rows = conn.execute(
+        sa.select(X.seq, X.id).where(
+            X.tenant_id == tenant_id,
+            X.person_local_id == request.person_local_id,
+            X.system == request.system,
+            X.payload_kind == request.payload_kind,
+            X.status == Status.queued.value,
+            X.seq < newer_seq,
+            sa.or_(X.plan_version.is_(None), X.plan_version < (plan_version or 0)),
+        )
+    ).all()
+    for seq, _ in rows:
+        conn.execute(sa.update(exchanges).where(X.seq == seq).values(
+            status=Status.superseded.value, superseded_by=newer_id, updated_at=now))
+        add_event(conn, seq, Status.superseded, now, detail=f"remplacé par {newer_id}")
+    return [exchange_id for _, exchange_id in rows]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    seq: int
+    id: str
+    tenant_id: str
+    person_local_id: str
+    system: str
+    payload_kind: str
+    purpose: str
+    recipient: Recipient
+    idempotency_key: str
+    payload: bytes
+    content_type: str
+    attempt: int
+    created_at: dt.datetime
+    plan_version: int | None
+
+
+def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int,
+          systems: Iterable[str] | None = None) -> list[Claimed]:
+    earlier = exchanges.alias("earlier")
+    blocked = sa.exists().where(
+        earlier.c.tenant_id == X.tenant_id,
+        earlier.c.person_local_id == X.person_local_id,
+        earlier.c.system == X.system,
+        earlier.c.seq < X.seq,
+        earlier.c.status.in_([s.value for s in PENDING]),
+    )
+    due = sa.or_(
+        sa.and_(X.status == Status.queued.value, X.next_attempt_at <= now),
+        sa.and_(X.status == Status.sending.value, X.lease_until < now),  # a dead worker's lease
+    )
+    query = sa.select(X.seq).where(due, ~blocked).order_by(X.seq).limit(limit)
+    if systems is not None:
+        query = query.where(X.system.in_(list(systems)))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=exchanges)
+    seqs = list(conn.execute(query).scalars())
+    if not seqs:
+        return []
+    conn.execute(sa.update(exchanges).where(X.seq.in_(seqs)).values(
+        status=Status.sending.value, lease_owner=owner, lease_until=now + lease,
+        attempts=X.attempts + 1, updated_at=now))
+    rows = conn.execute(sa.select(exchanges).where(X.seq.in_(seqs)).order_by(X.seq)).all()
+    claimed = []
+    for row in rows:
+        add_event(conn, row.seq, Status.sending, now, attempt=row.attempts, detail=owner)
+        claimed.append(Claimed(
+            seq=row.seq, id=row.id, tenant_id=row.tenant_id, person_local_id=row.person_local_id,
+            system=row.system, payload_kind=row.payload_kind, purpose=row.purpose,
+            recipient=Recipient(**json.loads(row.recipient)), idempotency_key=row.idempotency_key,
+            payload=row.payload, content_type=row.content_type, attempt=row.attempts,
+            created_at=row.created_at, plan_version=row.plan_version,
+        ))
+    return claimed
+
+
+def _still_ours(conn: Connection, seq: int, owner: str) -> bool:
+    """A worker only completes what it still holds (the lease may have been taken over, or
+    the item cancelled by a consent withdrawal while it was sending)."""
+    row = conn.execute(sa.select(X.status, X.lease_owner).where(X.seq == seq)).one()
+    return row.status == Status.sending.value and row.lease_owner == owner
+
+
+def mark_sent(conn: Connection, seq: int, owner: str, receipt: Receipt, attempt: int,
+              now: dt.datetime) -> bool:
+    if not _still_ours(conn, seq, owner):
+        return False
+    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
+        status=Status.sent.value, receipt=json.dumps(_receipt_dict(receipt), ensure_ascii=False),
+        lease_owner=None, lease_until=None, last_error=None, updated_at=now))
+    add_event(conn, seq, Status.sent, now, attempt=attempt,
+              detail=f"{receipt.status} {receipt.peer_reference or ''}".strip())
+    return True
+
+
+def mark_retry(conn: Connection, seq: int, owner: str, attempt: int, next_at: dt.datetime,
+               reason: str, now: dt.datetime) -> bool:
+    if not _still_ours(conn, seq, owner):
+        return False
+    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
+        status=Status.queued.value, next_attempt_at=next_at, lease_owner=None, lease_until=None,
+        last_error=reason, updated_at=now))
+    add_event(conn, seq, Status.queued, now, attempt=attempt,
+              detail=f"nouvel essai à {next_at:%H:%M:%S} : {reason}")
+    return True
+
+
+def mark_dead(conn: Connection, seq: int, owner: str, attempt: int, reason: str,
+              now: dt.datetime) -> bool:
+    if not _still_ours(conn, seq, owner):
+        return False
+    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
+        status=Status.dead.value, lease_owner=None, lease_until=None, last_error=reason,
+        next_attempt_at=None, updated_at=now))
+    add_event(conn, seq, Status.dead, now, attempt=attempt, detail=reason)
+    return True
+
+
+def cancel_pending(conn: Connection, *, tenant_id: str, person_local_id: str,
+                   systems: Iterable[str] | None, reason: str, now: dt.datetime) -> list[str]:
+    query = sa.select(X.seq, X.id).where(
+        X.tenant_id == tenant_id,
+        X.person_local_id == person_local_id,
+        X.status.in_([s.value for s in PENDING]),
+    )
+    if systems is not None:
+        query = query.where(X.system.in_(list(systems)))
+    rows = conn.execute(query).all()
+    for seq, _ in rows:
+        conn.execute(sa.update(exchanges).where(X.seq == seq).values(
+            status=Status.cancelled.value, lease_owner=None, lease_until=None,
+            next_attempt_at=None, updated_at=now))
+        add_event(conn, seq, Status.cancelled, now, detail=reason)
+    return [exchange_id for _, exchange_id in rows]
+
+
+def _receipt_dict(receipt: Receipt) -> dict:
+    return {
+        "status": receipt.status,
+        "peer_reference": receipt.peer_reference,
+        "detail": receipt.detail,
+        "received_at": receipt.received_at.isoformat() if receipt.received_at else None,
+    }
+
+
+def _exchange(row, history: list[Event]) -> Exchange:
+    return Exchange(
+        id=row.id, seq=row.seq, tenant_id=row.tenant_id, person_local_id=row.person_local_id,
+        system=row.system, payload_kind=row.payload_kind, purpose=row.purpose,
+        recipient=json.loads(row.recipient), plan_version=row.plan_version,
+        status=Status(row.status), decision_id=row.decision_id,
+        decision_reasons=json.loads(row.decision_reasons or "[]"),
+        idempotency_key=row.idempotency_key, payload_sha256=row.payload_sha256,
+        problems=json.loads(row.problems or "[]"), attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at, last_error=row.last_error,
+        receipt=json.loads(row.receipt) if row.receipt else None,
+        superseded_by=row.superseded_by, replay_of=row.replay_of, created_by=row.created_by,
+        created_at=row.created_at, updated_at=row.updated_at, history=history,
+    )
+
+
+def get(conn: Connection, tenant_id: str, exchange_id: str) -> Exchange | None:
+    row = conn.execute(sa.select(exchanges).where(X.tenant_id == tenant_id, X.id == exchange_id)).first()
+    if row is None:
+        return None
+    E = exchange_events.c
+    events = conn.execute(
+        sa.select(exchange_events).where(E.exchange_seq == row.seq).order_by(E.id)
+    ).all()
+    return _exchange(row, [Event(e.at, e.status, e.attempt, e.detail) for e in events])
+
+
+def payload_of(conn: Connection, tenant_id: str, exchange_id: str) -> tuple[bytes | None, str | None]:
+    row = conn.execute(sa.select(X.payload, X.content_type).where(
+        X.tenant_id == tenant_id, X.id == exchange_id)).first()
+    return (row.payload, row.content_type) if row else (None, None)
+
+
+def listing(conn: Connection, tenant_id: str, *, status: str | None = None, system: str | None = None,
+            person: str | None = None, limit: int = 50, before: int | None = None) -> list[Exchange]:
+    query = sa.select(exchanges).where(X.tenant_id == tenant_id)
+    if status:
+        query = query.where(X.status == status)
+    if system:
+        query = query.where(X.system == system)
+    if person:
+        query = query.where(X.person_local_id == person)
+    if before:
+        query = query.where(X.seq < before)
+    rows = conn.execute(query.order_by(X.seq.desc()).limit(limit)).all()
+    return [_exchange(row, []) for row in rows]
+
+
+def counts(conn: Connection, tenant_id: str) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        sa.select(X.system, X.status, sa.func.count()).where(X.tenant_id == tenant_id)
+        .group_by(X.system, X.status)
+    ).all()
+    return {(system, status): n for system, status, n in rows}
