@@ -1,0 +1,341 @@
+"""A strict FHIR R4 REST server for the sandbox: what a real regional or national server checks,
+it checks — media type, OAuth2 bearer token, extra headers a guide requires, strict JSON, base
+R4 structure (fhir.resources R4B), the guide's profiles (a validator given by the personality),
+references inside a transaction — and it rejects with an OperationOutcome. It can be told to
+fail (status codes, delays, resets, malformed bodies) for the reliability tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import threading
+import time
+from collections import deque
+from urllib.parse import parse_qs
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from connectors.sandbox.fhir_store import FhirError, ResourceStore, Stored, identifier_matches, references
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class Personality:
+    """What one sandboxed system accepts."""
+
+    name: str
+    resource_types: frozenset[str]
+    transaction: bool = True
+    transaction_error_status: int | None = None  # CDS answers 500 on error (specs §11.13)
+    validate: Callable[[dict], list[dict]] | None = None  # resource → OperationOutcome issues
+    validate_bundle: Callable[[dict], list[dict]] | None = None  # whole transaction → issues
+    required_headers: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=lambda: {"relais": "sandbox-secret"})
+    search_params: frozenset[str] = frozenset({"identifier", "_lastUpdated", "_count", "_elements",
+                                               "patient", "subject", "type", "status"})
+
+
+@dataclass
+class Fault:
+    status: int | None = None  # answer this HTTP status with an OperationOutcome
+    delay: float = 0.0  # seconds before answering (past the client timeout = a stall)
+    reset: bool = False  # drop the connection mid-response
+    malformed: bool = False  # 200 with a body that is not JSON
+
+
+class Faults:
+    """A queue of faults for the next requests, or one fault for a period."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+        self._until = 0.0
+        self._standing: Fault | None = None
+
+    def add(self, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._queue.extend(fault for _ in range(times))
+
+    def down_for(self, seconds: float, fault: Fault | None = None) -> None:
+        with self._lock:
+            self._standing = fault or Fault(status=503)
+            self._until = time.monotonic() + seconds
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._standing = None
+
+    def next(self) -> Fault | None:
+        with self._lock:
+            if self._standing and time.monotonic() < self._until:
+                return self._standing
+            return self._queue.popleft() if self._queue else None
+
+
+def outcome_response(error: FhirError, status: int | None = None) -> JSONResponse:
+    return JSONResponse(error.outcome(), status_code=status or error.status, media_type=FHIR_JSON)
+
+
+def _structure_issues(resource: dict, where: str) -> list[dict]:
+    """Base FHIR R4 structure with the fhir.resources R4B models."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        model = get_fhir_model_class(resource.get("resourceType", ""))
+    except (KeyError, ValueError):
+        return [{"severity": "error", "code": "structure", "expression": [where],
+                 "diagnostics": f"type de ressource inconnu : {resource.get('resourceType')!r}"}]
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        return [{"severity": "error", "code": "structure",
+                 "expression": [where + "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in e["loc"])],
+                 "diagnostics": e["msg"]} for e in exc.errors()[:20]]
+    return []
+
+
+class FhirSandbox:
+    """`FhirSandbox(personality).app` is the ASGI app; `.store` and `.faults` are for tests."""
+
+    def __init__(self, personality: Personality, store: ResourceStore | None = None):
+        self.personality = personality
+        self.store = store or ResourceStore()
+        self.faults = Faults()
+        self.tokens: set[str] = set()
+        self.requests = 0
+        self.app = self._build()
+
+    # ---------------------------------------------------------------------- checks
+
+    def _authorise(self, request: Request) -> None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or token not in self.tokens:
+            raise FhirError(401, "login", "jeton OAuth2 absent ou invalide (Authorization: Bearer)")
+        for name, expected in self.personality.required_headers.items():
+            if request.headers.get(name) != expected:
+                raise FhirError(403, "forbidden", f"en-tête {name} absent ou incorrect")
+
+    def check_resource(self, resource: dict, index: int | None = None) -> None:
+        where = f"Bundle.entry[{index}].resource" if index is not None else resource.get("resourceType", "?")
+        if resource.get("resourceType") not in self.personality.resource_types:
+            raise FhirError(400, "not-supported",
+                            f"{self.personality.name} n'accepte pas {resource.get('resourceType')!r}", [where])
+        issues = _structure_issues(resource, where)
+        if not issues and self.personality.validate is not None:
+            issues = [dict(i, expression=[f"{where}.{e}" if index is not None else e
+                                          for e in i.get("expression", [])])
+                      for i in self.personality.validate(resource)]
+        errors = [i for i in issues if i.get("severity") in ("error", "fatal")]
+        if errors:
+            raise FhirError(422, "processing", errors[0].get("diagnostics", "profil non respecté"),
+                            issues=errors)
+
+    async def _body(self, request: Request) -> dict:
+        media = request.headers.get("content-type", "").split(";")[0].strip()
+        if media != FHIR_JSON:
+            raise FhirError(415, "not-supported", f"type de contenu {media!r} refusé : {FHIR_JSON} attendu")
+        from gateway.plans.jsoninput import JsonInputError, loads_object
+
+        try:
+            return loads_object(await request.body())
+        except JsonInputError as exc:
+            raise FhirError(400, "structure", exc.problem.message) from None
+
+    # ------------------------------------------------------------------------- app
+
+    def _build(self) -> FastAPI:
+        app = FastAPI(title=f"Sandbox {self.personality.name}", docs_url=None, redoc_url=None,
+                      openapi_url=None)
+        sandbox = self
+
+        @app.middleware("http")
+        async def faults_and_errors(request: Request, call_next):
+            if request.url.path.startswith(("/_sandbox", "/oauth")):
+                return await call_next(request)
+            sandbox.requests += 1
+            fault = sandbox.faults.next()
+            if fault is not None:
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.reset:
+                    return StreamingResponse(_broken_body(), media_type=FHIR_JSON)
+                if fault.malformed:
+                    return Response(b'{"resourceType": "Bundle", "entry": [', media_type=FHIR_JSON)
+                if fault.status:
+                    return outcome_response(FhirError(fault.status, "transient",
+                                                      f"panne simulée ({fault.status})"))
+            return await call_next(request)
+
+        @app.exception_handler(FhirError)
+        async def fhir_error(_request: Request, exc: FhirError):
+            return outcome_response(exc)
+
+        @app.post("/oauth/token")
+        async def token(request: Request):
+            form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+            client_id, secret = form.get("client_id"), form.get("client_secret")
+            basic = request.headers.get("authorization", "")
+            if basic.lower().startswith("basic "):
+                client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+            if form.get("grant_type") != "client_credentials":
+                return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+            if sandbox.personality.clients.get(client_id or "") != secret:
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            issued = secrets.token_urlsafe(24)
+            sandbox.tokens.add(issued)
+            return {"access_token": issued, "token_type": "Bearer", "expires_in": 3600}
+
+        @app.get("/metadata")
+        async def metadata():
+            return JSONResponse({
+                "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
+                "fhirVersion": "4.0.1", "format": [FHIR_JSON], "date": "2026-11-26",
+                "rest": [{"mode": "server",
+                          "resource": [{"type": t, "interaction": [{"code": c} for c in
+                                                                   ("create", "read", "update", "search-type")],
+                                        "conditionalCreate": True}
+                                       for t in sorted(sandbox.personality.resource_types)],
+                          "interaction": [{"code": "transaction"}] if sandbox.personality.transaction else []}],
+            }, media_type=FHIR_JSON)
+
+        @app.post("/")
+        async def transaction(request: Request):
+            sandbox._authorise(request)
+            if not sandbox.personality.transaction:
+                raise FhirError(405, "not-supported", "pas d'interaction transaction sur ce serveur")
+            bundle = await sandbox._body(request)
+            try:
+                if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+                    raise FhirError(400, "invalid", "un Bundle de type transaction est attendu")
+                _check_references(bundle)
+                if sandbox.personality.validate_bundle is not None:
+                    errors = [i for i in sandbox.personality.validate_bundle(bundle)
+                              if i.get("severity") in ("error", "fatal")]
+                    if errors:
+                        raise FhirError(422, "processing", errors[0].get("diagnostics", "profil non respecté"),
+                                        issues=errors)
+                response = sandbox.store.transaction(bundle, sandbox.check_resource)
+            except FhirError as exc:
+                return outcome_response(exc, sandbox.personality.transaction_error_status)
+            return JSONResponse(response, media_type=FHIR_JSON)
+
+        @app.post("/{rtype}")
+        async def create(rtype: str, request: Request):
+            sandbox._authorise(request)
+            resource = await sandbox._body(request)
+            if resource.get("resourceType") != rtype:
+                raise FhirError(400, "invalid", f"le corps est un {resource.get('resourceType')!r}, pas un {rtype}")
+            sandbox.check_resource(resource)
+            stored, created = sandbox.store.create(resource, request.headers.get("if-none-exist"))
+            return _resource_response(stored, 201 if created else 200)
+
+        @app.put("/{rtype}/{rid}")
+        async def update(rtype: str, rid: str, request: Request):
+            sandbox._authorise(request)
+            resource = await sandbox._body(request)
+            if resource.get("resourceType") != rtype:
+                raise FhirError(400, "invalid", f"le corps est un {resource.get('resourceType')!r}, pas un {rtype}")
+            sandbox.check_resource(resource)
+            stored = sandbox.store.update(rtype, rid, resource)
+            return _resource_response(stored, 201 if stored.version == 1 else 200)
+
+        @app.get("/{rtype}/{rid}")
+        async def read(rtype: str, rid: str, request: Request):
+            sandbox._authorise(request)
+            return _resource_response(sandbox.store.read(rtype, rid), 200)
+
+        @app.get("/{rtype}")
+        async def search(rtype: str, request: Request):
+            sandbox._authorise(request)
+            params = dict(request.query_params)
+            unknown = set(params) - sandbox.personality.search_params
+            if unknown:
+                raise FhirError(400, "not-supported", f"paramètre(s) de recherche inconnu(s) : {', '.join(sorted(unknown))}")
+            found = sandbox.store.search(rtype, lambda s: _matches(s, params))
+            found.sort(key=lambda s: s.last_updated)
+            elements = params.get("_elements")
+            entries = [{"fullUrl": f"{rtype}/{s.resource['id']}",
+                        "resource": _only(s.resource, elements), "search": {"mode": "match"}} for s in found]
+            return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries),
+                                 "entry": entries}, media_type=FHIR_JSON)
+
+        @app.get("/_sandbox/stats")
+        async def stats():
+            return {"requests": sandbox.requests, "stored": sandbox.store.count()}
+
+        @app.post("/_sandbox/faults")
+        async def set_faults(request: Request):
+            body = await request.json()
+            fault = Fault(status=body.get("status"), delay=body.get("delay", 0.0),
+                          reset=body.get("reset", False), malformed=body.get("malformed", False))
+            if body.get("down_for"):
+                sandbox.faults.down_for(float(body["down_for"]), fault)
+            else:
+                sandbox.faults.add(fault, int(body.get("times", 1)))
+            return {"ok": True}
+
+        return app
+
+
+async def _broken_body():
+    """Headers, a first chunk, then the connection drops: the client sees a reset mid-body."""
+    yield b'{"resourceType": "Bundle",'
+    raise ConnectionResetError("sandbox: connection reset on purpose")
+
+
+def _resource_response(stored: Stored, status: int) -> JSONResponse:
+    rtype, rid = stored.resource["resourceType"], stored.resource["id"]
+    return JSONResponse(stored.resource, status_code=status, media_type=FHIR_JSON, headers={
+        "Location": f"{rtype}/{rid}/_history/{stored.version}", "ETag": f'W/"{stored.version}"'})
+
+
+def _matches(stored: Stored, params: dict[str, str]) -> bool:
+    resource = stored.resource
+    for name, value in params.items():
+        if name in ("_count", "_elements"):
+            continue
+        if name == "identifier" and not identifier_matches(resource, value):
+            return False
+        if name == "_lastUpdated":
+            op, stamp = value[:2], value[2:]
+            if op == "gt" and not stored.last_updated > stamp:
+                return False
+            if op == "ge" and not stored.last_updated >= stamp:
+                return False
+        if name in ("patient", "subject"):
+            if (resource.get("subject") or resource.get("patient") or {}).get("reference") != value:
+                return False
+        if name == "status" and resource.get("status") != value:
+            return False
+        if name == "type":
+            codes = [c.get("code") for c in (resource.get("type") or {}).get("coding", [])]
+            if value.split("|")[-1] not in codes:
+                return False
+    return True
+
+
+def _only(resource: dict, elements: str | None) -> dict:
+    if not elements:
+        return resource
+    keep = {"resourceType", "id", "meta", *elements.split(",")}
+    return {k: v for k, v in resource.items() if k in keep}
+
+
+def _check_references(bundle: dict) -> None:
+    """Every reference inside a transaction resolves to an entry of the Bundle (the TDDUI flow
+    carries the whole graph) — or is a logical reference by identifier/display."""
+    full_urls = {e.get("fullUrl") for e in bundle.get("entry", []) if e.get("fullUrl")}
+    for i, entry in enumerate(bundle.get("entry", [])):
+        for path, ref in references(entry.get("resource", {})):
+            if ref.startswith("urn:uuid:") and ref not in full_urls:
+                raise FhirError(400, "invalid", f"référence non résolue dans le Bundle : {ref}",
+                                [f"Bundle.entry[{i}].resource.{path}"])
