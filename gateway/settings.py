@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELAIS_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RELAIS_", env_file=None, extra="ignore", env_nested_delimiter="__"
+    )
 
     database_url: str = Field(
         default="sqlite:///./var/relais.db",
@@ -24,6 +27,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_file: Path | None = Field(default=None, description="Also write JSON logs to this file")
     sqlite_busy_timeout_ms: int = 5000
+    connectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-system connector settings, e.g. RELAIS_CONNECTORS__EPARCOURS__BASE_URL "
+        "(base_url, token_url, client_id, client_secret, ca_file, client_cert, client_key, timeout)",
+    )
+    worker_in_process: bool = Field(default=True, description="`relais serve` also runs a delivery worker")
+    worker_batch: int = 10
+    worker_lease_seconds: int = 60
 
 
 @cache
