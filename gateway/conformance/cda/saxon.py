@@ -1,0 +1,37 @@
+"""The one Saxon processor of the process (SaxonC-HE via saxonche), for XSLT 3.0.
+
+Compiled stylesheets are kept by their callers and reused for every document; the input is
+handed over as text that `xmlsafe.parse_xml` has already accepted (no DTD, no entity)."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+
+_LOCK = threading.Lock()
+
+
+@cache
+def _processor():
+    from saxonche import PySaxonProcessor
+
+    return PySaxonProcessor(license=False)
+
+
+def compile_xslt(path: Path):
+    with _LOCK:
+        xslt = _processor().new_xslt30_processor()
+        try:
+            return xslt.compile_stylesheet(stylesheet_file=str(path))
+        except Exception as exc:  # saxonche raises PySaxonApiError with the compiler's message
+            from gateway.conformance.cda.sch_compile import SchematronSetError
+
+            raise SchematronSetError(f"compilation XSLT impossible ({path.name}) : {exc}") from exc
+
+
+def transform(executable, xml: bytes) -> bytes:
+    with _LOCK:
+        node = _processor().parse_xml(xml_text=xml.decode("utf-8"))
+        result = executable.transform_to_string(xdm_node=node)
+    return result.encode("utf-8")

@@ -1,0 +1,579 @@
+"""Validate a FHIR resource or Bundle: base R4 structure, then the declared (or given) profiles.
+
+Order of the checks, for each resource:
+1. base structure with the fhir.resources R4B models (structure.py);
+2. one native pass over the JSON: invariants ele-1 / ext-1 and the references it holds;
+3. each profile of `meta.profile` (or the one given) from the compiled rule set (rules.py): per
+   element cardinality, fixed / pattern values, choice types, required bindings (offline
+   expansions), reference targets, slices (discriminators, slice cardinality, closed and ordered
+   slicing), invariants (FHIRPath, compiled once); extensions are checked against their own
+   definition when the rule set has it;
+4. for a Bundle: every entry against its own `meta.profile`, references resolved inside the Bundle
+   (`fullUrl`, `urn:uuid:`, `Type/id`), and each transaction / batch entry's `request`.
+
+Locations are FHIRPath (`Bundle.entry[2].resource.identifier[0].system`); each problem is
+reported once; its source is the profile canonical with its version (`…/tddui-careplan-projet-
+personnalise|2.2.0`), the base FHIR version, or the pinned package.
+"""
+
+from __future__ import annotations
+
+from gateway.conformance.fhir import defects
+from gateway.conformance.fhir.fhirpath import FhirPath
+from gateway.conformance.fhir.rules import RuleSet
+from gateway.conformance.fhir.structure import check_structure
+from gateway.model.problem import Problem, Severity
+
+ELEMENT_SOURCE = "http://hl7.org/fhir/StructureDefinition/Element|4.0.1"
+EXTENSION_SOURCE = "http://hl7.org/fhir/StructureDefinition/Extension|4.0.1"
+BUNDLE_SOURCE = "http://hl7.org/fhir/StructureDefinition/Bundle|4.0.1"
+_EXT_KEYS = ("extension", "modifierExtension")
+_E, _W, _I = Severity.error, Severity.warning, Severity.information
+
+
+class _Run:
+    """State of one validation: problems (deduplicated), references met, notes already given."""
+
+    __slots__ = ("problems", "seen", "refs", "notes", "index", "entry_url", "applied")
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+        self.seen: set[tuple[str, str, str]] = set()
+        self.refs: list[tuple[str, str, str | None]] = []
+        self.notes: set[str] = set()
+        self.index: _BundleIndex | None = None
+        self.entry_url: str | None = None
+        self.applied: set[tuple[int, str]] = set()
+
+    def add(self, location: str, rule: str, fr: str, en: str, severity: Severity, source: str) -> None:
+        key = (location, rule, fr)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.problems.append(
+            Problem(location=location, rule=rule, message=fr, message_en=en, severity=severity, source=source)
+        )
+
+    def once(self, note: str) -> bool:
+        if note in self.notes:
+            return False
+        self.notes.add(note)
+        return True
+
+
+EXTERNAL = object()
+CONTAINED = object()
+
+
+class _BundleIndex:
+    def __init__(self, bundle: dict):
+        self.by_url: dict[str, dict] = {}
+        self.by_type_id: dict[tuple[str, str], dict] = {}
+        for entry in bundle.get("entry") or ():
+            if not isinstance(entry, dict):
+                continue
+            res = entry.get("resource")
+            if not isinstance(res, dict):
+                continue
+            full = entry.get("fullUrl")
+            if isinstance(full, str):
+                self.by_url[full] = res
+            if res.get("id") and res.get("resourceType"):
+                self.by_type_id[(res["resourceType"], res["id"])] = res
+
+    def resolve(self, ref: str, base_url: str | None):
+        """The resource `ref` designates in the Bundle, EXTERNAL, CONTAINED or None (unresolved)."""
+        if ref.startswith("#"):
+            return CONTAINED
+        if ref.startswith("urn:"):
+            return self.by_url.get(ref)
+        if "://" in ref:
+            return self.by_url.get(ref, EXTERNAL)
+        parts = ref.split("/")
+        if len(parts) >= 2:
+            rtype, rid = parts[0], parts[1]
+            if base_url and "://" in base_url:
+                # FHIR "resolving references in Bundles": relative to the entry's RESTful base
+                segments = base_url.split("/")
+                if len(segments) >= 3:
+                    found = self.by_url.get("/".join(segments[:-2] + [rtype, rid]))
+                    if found is not None:
+                        return found
+            return self.by_type_id.get((rtype, rid))
+        return None
+
+
+def _matches(instance, pattern) -> bool:
+    if isinstance(pattern, dict):
+        return isinstance(instance, dict) and all(_matches(instance.get(k), v) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return isinstance(instance, list) and all(any(_matches(i, p) for i in instance) for p in pattern)
+    return instance == pattern
+
+
+def _choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
+    n = len(prefix)
+    return [(k, v) for k, v in obj.items() if k.startswith(prefix) and len(k) > n and k[n].isupper()]
+
+
+def _step(values: list, name: str) -> list:
+    out = []
+    for x in values:
+        if not isinstance(x, dict):
+            continue
+        got = x.get(name)
+        if got is None:
+            got = [v for _, v in _choice_values(x, name)] or None
+        if isinstance(got, list):
+            out.extend(got)
+        elif got is not None:
+            out.append(got)
+    return out
+
+
+def _evaluate_steps(value, steps: list) -> list:
+    current = [value]
+    for step in steps:
+        if step[0] in ("this", "ofType"):
+            continue
+        if step[0] == "ext":
+            current = [
+                e
+                for x in current
+                if isinstance(x, dict)
+                for e in (x.get("extension") or ())
+                if isinstance(e, dict) and e.get("url") == step[1]
+            ]
+        else:
+            current = _step(current, step[1])
+    return current
+
+
+def _codings(value) -> tuple[list[tuple[str | None, str]], bool]:
+    """(system, code) pairs of a code, Coding, CodeableConcept or Quantity; True for a CodeableConcept."""
+    if isinstance(value, str):
+        return [(None, value)], False
+    if not isinstance(value, dict):
+        return [], False
+    if "coding" in value or ("text" in value and "code" not in value):
+        pairs = [
+            (c.get("system"), c["code"]) for c in value.get("coding") or () if isinstance(c, dict) and c.get("code")
+        ]
+        return pairs, True
+    return ([(value.get("system"), value["code"])] if value.get("code") else []), False
+
+
+def _show(pairs: list[tuple[str | None, str]]) -> str:
+    return ", ".join(f"{s}|{c}" if s else c for s, c in pairs)
+
+
+def _short(canonical: str) -> str:
+    return canonical.partition("|")[0].rsplit("/", 1)[-1]
+
+
+class Validator:
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        structure: bool = True,
+        closed_references: bool = False,
+        require_profiles: bool = False,
+        best_practice: bool = True,
+    ):
+        self.rules = rules
+        self.structure = structure
+        self.closed_references = closed_references
+        self.require_profiles = require_profiles
+        self.best_practice = best_practice
+        self.fhirpath = FhirPath()
+        self.source = f"{rules.main['id']}|{rules.main['version']}"
+
+    # --- entry points -------------------------------------------------------------------------
+    def validate(self, resource: dict, profile: str | None = None) -> list[Problem]:
+        run = _Run()
+        if not isinstance(resource, dict):
+            run.add("$", "fhir-structure", "une ressource FHIR (objet JSON) est attendue",
+                    "a FHIR resource (JSON object) is expected", _E, self.source)
+            return run.problems
+        root = resource.get("resourceType") or "$"
+        if self.structure:
+            for p in check_structure(resource, root):
+                run.add(p.location, p.rule, p.message, p.message_en, p.severity, p.source)
+        if resource.get("resourceType") == "Bundle":
+            self._bundle(run, resource, profile)
+        else:
+            self._universal(run, resource, root)
+            self._declared_profiles(run, resource, root, profile)
+        return run.problems
+
+    # --- resources and profiles ---------------------------------------------------------------
+    def _declared_profiles(self, run: _Run, res: dict, loc: str, explicit: str | None) -> None:
+        if explicit:
+            canonicals = [(explicit, f"{loc}")]
+        else:
+            declared = (res.get("meta") or {}).get("profile") or []
+            canonicals = [(c, f"{loc}.meta.profile[{i}]") for i, c in enumerate(declared) if isinstance(c, str)]
+        if not canonicals and self.require_profiles:
+            run.add(f"{loc}.meta.profile", "profile-missing",
+                    f"aucun profil déclaré ({res.get('resourceType')}) : chaque ressource émise doit déclarer "
+                    f"son profil {self.rules.main['id']} {self.rules.main['version']}",
+                    f"no profile declared ({res.get('resourceType')}): every emitted resource must declare its "
+                    f"{self.rules.main['id']} {self.rules.main['version']} profile", _E, self.source)
+        for canonical, where in canonicals:
+            profile, why = self.rules.profile(canonical)
+            if profile is None:
+                pinned = f"{self.rules.main['id']} {self.rules.main['version']}"
+                if why == "version":
+                    fr = f"version de profil non disponible : {canonical} (profils épinglés : {pinned})"
+                    en = f"profile version not available: {canonical} (pinned profiles: {pinned})"
+                else:
+                    fr = f"profil inconnu : {canonical} (absent de {pinned} et de ses dépendances)"
+                    en = f"unknown profile: {canonical} (not in {pinned} or its dependencies)"
+                run.add(where, "profile-unknown", fr, en, _E, self.source)
+                continue
+            if profile["type"] != res.get("resourceType"):
+                run.add(where, "profile-mismatch",
+                        f"le profil {profile['name']} s'applique à {profile['type']}, pas à {res.get('resourceType')}",
+                        f"profile {profile['name']} applies to {profile['type']}, not {res.get('resourceType')}",
+                        _E, f"{profile['url']}|{profile['version']}")
+                continue
+            self._apply(run, res, profile, loc, res)
+
+    def _apply(self, run: _Run, value: dict, profile: dict, loc: str, res: dict) -> None:
+        key = (id(value), profile["url"])
+        if key in run.applied:
+            return
+        run.applied.add(key)
+        self._value(run, value, profile["root"], loc, f"{profile['url']}|{profile['version']}", res, None)
+
+    # --- element walk -------------------------------------------------------------------------
+    def _element(self, run: _Run, obj: dict, node: dict, loc: str, src: str, res: dict) -> None:
+        name = node["name"]
+        if name.endswith("[x]"):
+            values = _choice_values(obj, name[:-3])
+            here = f"{loc}.{values[0][0]}" if values else f"{loc}.{name[:-3]}"
+        else:
+            raw = obj.get(name)
+            if raw is None:
+                values = [("_" + name, obj["_" + name])] if ("_" + name) in obj else []
+            elif isinstance(raw, list):
+                values = [(name, v) for v in raw]
+            else:
+                values = [(name, raw)]
+            here = f"{loc}.{name}"
+        count = len(values)
+        mn, mx = node.get("min"), node.get("max")
+        if mn and count < mn and "slice" not in node:
+            run.add(here, "cardinality-min",
+                    f"élément obligatoire absent : {node['id']} ({count} présent(s), minimum {mn})",
+                    f"required element missing: {node['id']} ({count} present, minimum {mn})", _E, src)
+        if mx is not None and count > mx and "slice" not in node:
+            run.add(here, "cardinality-max",
+                    f"trop d'occurrences : {node['id']} ({count}, maximum {mx})",
+                    f"too many occurrences: {node['id']} ({count}, maximum {mx})", _E, src)
+        if not values:
+            if node.get("slices"):
+                self._slice_counts(run, node, [], here, src)
+            return
+        assigned = self._assign(run, node, values, loc, here, src) if node.get("slices") else None
+        is_ext = name in _EXT_KEYS
+        for i, (key, v) in enumerate(values):
+            vloc = f"{loc}.{key}[{i}]" if node["list"] else f"{loc}.{key}"
+            if key.startswith("_"):
+                continue  # a primitive carrying only extensions: counted, nothing more to check
+            self._value(run, v, node, vloc, src, res, key)
+            chosen = assigned[i] if assigned else None
+            if chosen is not None:
+                self._value(run, v, chosen, vloc, src, res, key)
+            if is_ext and isinstance(v, dict):
+                profile = self.rules.profiles.get(v.get("url"))
+                if profile is not None and profile["type"] == "Extension":
+                    self._apply(run, v, profile, vloc, res)
+
+    def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
+        if key and "types" in node and node["name"].endswith("[x]"):
+            suffix = key[len(node["name"]) - 3 :].lower()
+            if suffix not in {t.lower() for t in node["types"]}:
+                run.add(vloc, "type-not-allowed",
+                        f"type non autorisé : {key} ({node['id']} accepte {', '.join(node['types'])})",
+                        f"type not allowed: {key} ({node['id']} accepts {', '.join(node['types'])})", _E, src)
+        if "fixed" in node and v != node["fixed"]:
+            run.add(vloc, "fixed-value",
+                    f"valeur imposée par le profil : {node['fixed']!r} ({node['id']}), trouvé {v!r}",
+                    f"value fixed by the profile: {node['fixed']!r} ({node['id']}), found {v!r}", _E, src)
+        if "pattern" in node and not _matches(v, node["pattern"]):
+            self._pattern_problem(run, v, node, vloc, src)
+        if "binding" in node:
+            self._binding(run, v, node, vloc, src)
+        if "targetTypes" in node and run.index is not None and isinstance(v, dict):
+            self._target(run, v, node, vloc, src)
+        for constraint in node.get("constraints", ()):
+            self._invariant(run, constraint, v, vloc, res, src)
+        if isinstance(v, dict):
+            if node.get("profiles") and not node.get("resource") and node["name"] not in _EXT_KEYS:
+                for canonical in node["profiles"]:
+                    profile = self.rules.profiles.get(canonical)
+                    if profile is not None:
+                        self._apply(run, v, profile, vloc, res)
+            if not node.get("resource"):
+                for child in node.get("children", ()):
+                    self._element(run, v, child, vloc, src, res)
+
+    def _pattern_problem(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
+        renamed = [
+            (c.get("system"), defects.renamed_system(c.get("system")))
+            for c in (v.get("coding") or () if isinstance(v, dict) else ())
+            if isinstance(c, dict) and defects.renamed_system(c.get("system"))
+        ]
+        fr = f"valeur non conforme au motif du profil ({node['id']}) : attendu {node['pattern']!r}, trouvé {v!r}"
+        en = f"value does not match the profile's pattern ({node['id']}): expected {node['pattern']!r}, found {v!r}"
+        if renamed:
+            old, new = renamed[0]
+            fr += f" — {old} a été renommé {new} en TDDUI 2.2.0 (défaut §11.3)"
+            en += f" — {old} was renamed {new} in TDDUI 2.2.0 (defect §11.3)"
+        run.add(vloc, "pattern-value", fr, en, _E, src)
+
+    # --- slicing ------------------------------------------------------------------------------
+    def _assign(self, run: _Run, node: dict, values: list, loc: str, here: str, src: str) -> list:
+        assigned = []
+        for key, v in values:
+            chosen = None
+            for s in node["slices"]:
+                if all(self._discriminates(v, key, d) for d in s.get("match", ())):
+                    chosen = s
+                    break
+            assigned.append(chosen)
+        self._slice_counts(run, node, assigned, here, src)
+        slicing = node.get("slicing") or {}
+        if slicing.get("rules") == "closed":
+            for i, chosen in enumerate(assigned):
+                if chosen is None:
+                    vloc = f"{loc}.{values[i][0]}[{i}]" if node["list"] else f"{loc}.{values[i][0]}"
+                    run.add(vloc, "slice-closed",
+                            f"élément hors des tranches autorisées (découpage fermé de {node['id']})",
+                            f"element matches none of the allowed slices (closed slicing of {node['id']})", _E, src)
+        if slicing.get("ordered"):
+            order = {id(s): n for n, s in enumerate(node["slices"])}
+            ranks = [order[id(c)] for c in assigned if c is not None]
+            if ranks != sorted(ranks):
+                run.add(here, "slice-order",
+                        f"les tranches de {node['id']} ne sont pas dans l'ordre du profil",
+                        f"the slices of {node['id']} are not in the profile's order", _E, src)
+        return assigned
+
+    def _slice_counts(self, run: _Run, node: dict, assigned: list, here: str, src: str) -> None:
+        for s in node["slices"]:
+            n = sum(1 for c in assigned if c is s)
+            if n < (s.get("min") or 0):
+                run.add(here, "slice-cardinality",
+                        f"tranche « {s['slice']} » de {node['id']} : {n} occurrence(s), minimum {s['min']}",
+                        f"slice '{s['slice']}' of {node['id']}: {n} occurrence(s), minimum {s['min']}", _E, src)
+            if s.get("max") is not None and n > s["max"]:
+                run.add(here, "slice-cardinality",
+                        f"tranche « {s['slice']} » de {node['id']} : {n} occurrence(s), maximum {s['max']}",
+                        f"slice '{s['slice']}' of {node['id']}: {n} occurrence(s), maximum {s['max']}", _E, src)
+
+    def _discriminates(self, v, key: str, d: dict) -> bool:
+        kind = d["type"]
+        if kind == "unsupported":
+            return True  # no value to discriminate on (compile warning): the slice accepts any element
+        if kind == "type":
+            if isinstance(v, dict) and "resourceType" in v:
+                return v["resourceType"] in d["value"]
+            name = key.lstrip("_")
+            return any(name.lower().endswith(t.lower()) for t in d["value"])
+        found = _evaluate_steps(v, d["steps"])
+        if kind == "exists":
+            return bool(found) == d["value"]
+        if kind == "profile":
+            declared = {
+                p.partition("|")[0] for r in found if isinstance(r, dict) for p in (r.get("meta") or {}).get("profile") or ()
+            }
+            return bool(declared & set(d["value"]))
+        mode = d.get("mode")
+        if mode == "binding":
+            expansion = self.rules.expansion(d["value"])
+            if expansion is None or not expansion.usable:
+                return False
+            return any(expansion.contains(s, c) for x in found for s, c in _codings(x)[0])
+        if mode == "fixed":
+            return any(x == d["value"] for x in found)
+        return any(_matches(x, d["value"]) for x in found)
+
+    # --- terminology, references, invariants --------------------------------------------------
+    def _binding(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
+        canonical = node["binding"]
+        expansion = self.rules.expansion(canonical)
+        vs = _short(canonical)
+        if expansion is None or not expansion.usable:
+            reason = expansion.reason if expansion else "absent du jeu de règles"
+            self._unverifiable(run, vs, reason, vloc, src)
+            return
+        for note in expansion.notes:
+            if run.once(note):
+                d = defects.decision(note)
+                run.add(vloc, f"defect:{note}", f"{d['fr']} (défaut {d['specs']})", f"{d['en']} (defect {d['specs']})",
+                        _I, src)
+        pairs, concept = _codings(v)
+        if not pairs:
+            if concept:
+                run.add(vloc, "binding-required",
+                        f"aucun code : le jeu de valeurs {vs} est requis ({node['id']})",
+                        f"no code: value set {vs} is required ({node['id']})", _E, src)
+            return
+        if any(expansion.contains(s, c) for s, c in pairs):
+            return
+        if not expansion.expandable:  # partial: a code outside the known part may still be valid
+            self._unverifiable(run, vs, expansion.reason, vloc, src)
+            return
+        fr = f"code hors du jeu de valeurs requis {vs} : {_show(pairs)} ({node['id']})"
+        en = f"code not in the required value set {vs}: {_show(pairs)} ({node['id']})"
+        renamed = [(s, defects.renamed_system(s)) for s, _ in pairs if defects.renamed_system(s)]
+        if renamed:
+            fr += f" — {renamed[0][0]} a été renommé {renamed[0][1]} en TDDUI 2.2.0 (défaut §11.3)"
+            en += f" — {renamed[0][0]} was renamed {renamed[0][1]} in TDDUI 2.2.0 (defect §11.3)"
+        run.add(vloc, "binding-required", fr, en, _E, src)
+
+    def _unverifiable(self, run: _Run, vs: str, reason: str, vloc: str, src: str) -> None:
+        run.add(vloc, "binding-unverifiable",
+                f"code non vérifiable hors ligne : le jeu de valeurs {vs} n'est pas disponible localement ({reason})",
+                f"code not verifiable offline: value set {vs} is not available locally ({reason})", _I, src)
+
+    def _target(self, run: _Run, v: dict, node: dict, vloc: str, src: str) -> None:
+        ref = v.get("reference")
+        if not isinstance(ref, str):
+            return
+        target = run.index.resolve(ref, run.entry_url)
+        if not isinstance(target, dict):
+            return
+        allowed = node["targetTypes"]
+        rtype = target.get("resourceType")
+        if "Resource" not in allowed and rtype not in allowed:
+            run.add(f"{vloc}.reference", "reference-target-type",
+                    f"la référence {ref} désigne un(e) {rtype} ; {node['id']} attend {', '.join(allowed)}",
+                    f"reference {ref} points to a {rtype}; {node['id']} expects {', '.join(allowed)}", _E, src)
+            return
+        targets = node.get("targets")
+        declared = {p.partition("|")[0] for p in (target.get("meta") or {}).get("profile") or ()}
+        if targets and declared and not declared & set(targets):
+            run.add(f"{vloc}.reference", "reference-target-profile",
+                    f"la ressource référencée ({ref}) ne déclare aucun des profils attendus par {node['id']}",
+                    f"the referenced resource ({ref}) declares none of the profiles {node['id']} expects", _W, src)
+
+    def _invariant(self, run: _Run, c: dict, v, vloc: str, res: dict, src: str) -> None:
+        if c.get("bestPractice") and not self.best_practice:
+            return
+        held = self.fhirpath.check(c["key"], c["expression"], v, res)
+        if held is None:
+            if run.once(f"unevaluable:{c['key']}"):
+                run.add(vloc, "invariant-unevaluable",
+                        f"invariant {c['key']} non évaluable par le moteur FHIRPath : {c['expression']}",
+                        f"invariant {c['key']} cannot be evaluated by the FHIRPath engine: {c['expression']}",
+                        _I, src)
+            return
+        if not held:
+            severity = _E if c.get("severity") == "error" else _W
+            run.add(vloc, f"invariant:{c['key']}", f"invariant {c['key']} non respecté : {c['human']}",
+                    f"invariant {c['key']} failed: {c['human']}", severity, src)
+
+    # --- native pass: ele-1, ext-1, references ------------------------------------------------
+    def _universal(self, run: _Run, node: dict, loc: str) -> None:
+        stack = [(node, loc)]
+        while stack:
+            obj, here = stack.pop()
+            for k, v in obj.items():
+                if isinstance(v, dict):
+                    sub = f"{here}.{k}"
+                    if not any(x != "id" for x in v):
+                        self._empty(run, sub)
+                    stack.append((v, sub))
+                elif isinstance(v, list):
+                    ext = k in _EXT_KEYS
+                    for i, x in enumerate(v):
+                        if not isinstance(x, dict):
+                            continue
+                        sub = f"{here}.{k}[{i}]"
+                        if not any(y != "id" for y in x):
+                            self._empty(run, sub)
+                        if ext and ("extension" in x) == any(y.startswith("value") for y in x):
+                            run.add(sub, "invariant:ext-1",
+                                    "invariant ext-1 non respecté : une extension porte soit des extensions soit une valeur, pas les deux (ni aucune)",
+                                    "invariant ext-1 failed: must have either extensions or value[x], not both",
+                                    _E, EXTENSION_SOURCE)
+                        stack.append((x, sub))
+                elif k == "reference" and isinstance(v, str):
+                    run.refs.append((here, v, run.entry_url))
+
+    def _empty(self, run: _Run, where: str) -> None:
+        run.add(where, "invariant:ele-1",
+                "invariant ele-1 non respecté : un élément doit avoir une valeur ou des enfants (élément vide)",
+                "invariant ele-1 failed: all FHIR elements must have a @value or children (empty element)",
+                _E, ELEMENT_SOURCE)
+
+    # --- Bundle -------------------------------------------------------------------------------
+    def _bundle(self, run: _Run, bundle: dict, explicit: str | None) -> None:
+        run.index = _BundleIndex(bundle)
+        entries = bundle.get("entry") or []
+        self._universal(run, {k: v for k, v in bundle.items() if k != "entry"}, "Bundle")
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                run.entry_url = entry.get("fullUrl")
+                if not any(x != "id" for x in entry):
+                    self._empty(run, f"Bundle.entry[{i}]")
+                self._universal(run, entry, f"Bundle.entry[{i}]")
+        run.entry_url = None
+        self._declared_profiles(run, bundle, "Bundle", explicit)
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            run.entry_url = entry.get("fullUrl")
+            res = entry.get("resource")
+            if isinstance(res, dict):
+                self._declared_profiles(run, res, f"Bundle.entry[{i}].resource", None)
+            self._request(run, bundle.get("type"), entry, i)
+        run.entry_url = None
+        self._references(run)
+
+    def _request(self, run: _Run, bundle_type, entry: dict, i: int) -> None:
+        if bundle_type not in ("transaction", "batch"):
+            return
+        where = f"Bundle.entry[{i}].request"
+        request = entry.get("request")
+        res = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+        if not isinstance(request, dict):
+            run.add(where, "bundle-request", f"entrée sans request dans un Bundle {bundle_type}",
+                    f"entry without request in a {bundle_type} Bundle", _E, BUNDLE_SOURCE)
+            return
+        method, url = request.get("method"), request.get("url")
+        rtype = res.get("resourceType")
+        if not isinstance(url, str) or not rtype or method not in ("POST", "PUT", "PATCH", "DELETE"):
+            return
+        path = url.split("?")[0]
+        parts = path.split("/")
+        ok = parts[0] == rtype and (len(parts) == 1 if method == "POST" else len(parts) in (1, 2))
+        if ok:
+            return
+        expected = rtype if method == "POST" else f"{rtype}/{res.get('id') or '[id]'}"
+        fr = f"request.url {url!r} invalide pour {method} d'un(e) {rtype} : attendu {expected!r}"
+        en = f"request.url {url!r} is not valid for {method} of a {rtype}: expected {expected!r}"
+        if defects.profile_name_in_request_url(url, self.rules.profile_names):
+            d = defects.decision("request-url-profile-name")
+            fr += f" — c'est un nom de profil, erreur des exemples officiels TDDUI (défaut {d['specs']})"
+            en += f" — this is a profile name, a mistake of the official TDDUI examples (defect {d['specs']})"
+        run.add(f"{where}.url", "request-url", fr, en, _E, BUNDLE_SOURCE)
+
+    def _references(self, run: _Run) -> None:
+        for where, ref, base in run.refs:
+            found = run.index.resolve(ref, base)
+            if found is not None:
+                continue
+            internal = ref.startswith("urn:")
+            severity = _E if internal or self.closed_references else _W
+            if internal:
+                fr = f"référence interne non résolue : {ref} ne correspond à aucun fullUrl du Bundle"
+                en = f"unresolved internal reference: {ref} matches no fullUrl of the Bundle"
+            else:
+                fr = f"référence non résolue dans le Bundle : {ref} (aucune entrée {ref})"
+                en = f"reference not resolved in the Bundle: {ref} (no entry {ref})"
+            run.add(f"{where}.reference", "reference-unresolved", fr, en, severity, BUNDLE_SOURCE)

@@ -1,0 +1,1 @@
+"""FHIR translations (`tddui/`) and the compiled FHIR profile rule sets Relais ships (`profiles/`)."""

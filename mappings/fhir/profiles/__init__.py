@@ -1,0 +1,1 @@
+"""Compiled FHIR profile rule sets (written by `python -m gateway.conformance.fhir.compile`)."""
