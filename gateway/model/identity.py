@@ -187,6 +187,16 @@ class Person(Strict):
     birthplace_insee: InseeCode | None = Field(
         default=None, description="Code INSEE du lieu de naissance (99xxx pour l'étranger)"
     )
+    # TDDUI 2.2.0 tddui-patient: Patient.birthDate.extension:tddui-birth-order 1..1
+    # (ordreNaissanceEtatCivil). The NIR carries it (digits 11-13), so it is only needed
+    # for a person whose INS is unknown or is a NIA.
+    birth_order: int | None = Field(
+        default=None,
+        ge=1,
+        le=999,
+        description="Rang d'inscription de la naissance au registre d'état civil "
+        "(déduit du NIR quand l'INS est connu)",
+    )
     address: Address | None = None
     telecom: list[Telecom] = Field(default_factory=list, max_length=10)
     protection: ProtectionMeasure | None = Field(
