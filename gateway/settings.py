@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     worker_in_process: bool = Field(default=True, description="`relais serve` also runs a delivery worker")
     worker_batch: int = 10
     worker_lease_seconds: int = 60
+    audit_origin: str = Field(
+        default="relais.local/audit",
+        description="Audit log identity: checkpoint origin and signing key name (no space, no '+')",
+    )
+    audit_key_dir: Path = Field(
+        default=Path("./var/audit-keys"), description="Private audit signing keys (files, 0600)"
+    )
+    audit_checkpoint_entries: int = Field(default=256, description="Sign once this many new entries")
+    audit_checkpoint_seconds: float = Field(default=1.0, description="…or this long after an append")
+    audit_key_overlap_days: float = Field(
+        default=30.0, description="After a key rotation, old and new keys both sign this long"
+    )
 
 
 @cache

@@ -7,6 +7,7 @@ Rules the API and CLI rely on:
 - writes are guarded by If-Match (RFC 9110 §13.1.1, RFC 6585 §3) and serialised per person
   (PostgreSQL: SELECT … FOR UPDATE on the person row; SQLite: BEGIN IMMEDIATE), so two writers
   holding the same ETag never both win;
+- every new version appends a `plan.version.stored` audit entry in the same transaction;
 - API tokens are `rls_<key_id>_<secret>`; only the SHA-256 of the secret is stored;
 - exception messages are French and carry no personal data (local ids and version numbers only).
 """
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from gateway import audit
 from gateway.model import Plan
 from gateway.plans.canonical import canonical_json, content_hash, etag
 from gateway.storage.engine import WRITE, is_memory_sqlite, make_engine, normalise_url
@@ -514,6 +516,12 @@ class Store:
                 )
                 if bumped.rowcount != 1:  # cannot happen under the lock; never half-write
                     raise _LostRace
+                # Same transaction: the version exists iff its audit entry does.
+                audit.append(conn, audit.AuditEntry(
+                    tenant_id=tenant.id, actor=actor, action="plan.version.stored",
+                    outcome="success", subject=audit.pseudonym(conn, tenant.id, local_id),
+                    refs={"version": str(version), "content_sha256": digest, "status": plan.status.value},
+                ))
         except (sa.exc.IntegrityError, _LostRace):
             raise self._lost_race(tenant, local_id) from None
         result = PlanVersion(

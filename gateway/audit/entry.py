@@ -1,0 +1,116 @@
+"""What a caller records (`AuditEntry`) and the leaf it becomes (record v1, RFC 8785 bytes).
+
+The leaf is the canonical JSON of:
+    {"v": 1, "seq": <leaf index>, "at": "<UTC, µs, Z>", "tenant": …, "actor": …,
+     "action": …, "outcome": …, "subject": <pseudonym>?, "system": …?, "refs": {…}}
+(`subject`/`system` omitted when None). `seq` inside the leaf lets the verifier name an
+entry that was moved, removed or inserted. No personal data: `subject` must be a pseudonym
+from `pseudonym()`; refs carry ids and digests only (consent_audit §4.2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gateway.audit.jcs import canonical
+
+RECORD_VERSION = 1
+MAX_ENTRY_BYTES = 8192  # well under the 65,535 bytes a tlog-tiles entry bundle allows
+
+# Actions Relais records today (dotted verbs); others of the same shape are accepted.
+ACTIONS = frozenset({
+    "plan.version.stored", "consent.recorded", "consent.withdrawn", "decision.permit",
+    "decision.deny", "exchange.queued", "exchange.sent", "exchange.acknowledged",
+    "exchange.failed", "exchange.cancelled", "inbound.received", "console.viewed",
+    "audit.key.created", "audit.key.rotated",
+})
+KEY_ACTIONS = ("audit.key.created", "audit.key.rotated")  # refs carry the key's vkey
+SYSTEM_TENANT = "system"  # tenant id of the log's own entries (keys)
+PSEUDONYM = re.compile(r"ps1-[0-9a-f]{32}")
+
+_ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]*")
+_REF_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+
+
+class EntryError(ValueError):
+    """An entry Relais refuses to record (message in French, no personal data)."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event that matters to a DPO; no directly identifying data of the person."""
+
+    tenant_id: str
+    actor: str  # "key:<slug>", "cli", "dpo:<login>", "worker", "system"
+    action: str  # dotted verb, see ACTIONS
+    outcome: str  # "success" | "failure" | "permit" | "deny" ...
+    subject: str | None = None  # pseudonym of the person (pseudonym()), never a name or INS
+    system: str | None = None  # "dmp", "mss", "viatrajectoire", "eparcours", "tddui" …
+    refs: Mapping[str, str] = field(default_factory=dict)  # ids and digests only
+    at: dt.datetime | None = None  # UTC; None = now
+
+
+def _token(value, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not _TOKEN.fullmatch(value):
+        raise EntryError(f"entrée d'audit : {what} invalide")
+    return value
+
+
+def timestamp(at: dt.datetime) -> str:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise EntryError("entrée d'audit : date-heure sans fuseau horaire")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check(entry: AuditEntry) -> None:
+    """Refuse what would put personal data or malformed values in the log."""
+    if not isinstance(entry, AuditEntry):
+        raise EntryError("entrée d'audit : AuditEntry attendu")
+    _token(entry.tenant_id, "locataire", 64)
+    _token(entry.actor, "auteur", 100)
+    _token(entry.outcome, "résultat", 32)
+    if not isinstance(entry.action, str) or len(entry.action) > 64 or not _ACTION.fullmatch(entry.action):
+        raise EntryError("entrée d'audit : action invalide (verbe pointé, ex. consent.recorded)")
+    if entry.subject is not None and not (
+        isinstance(entry.subject, str) and PSEUDONYM.fullmatch(entry.subject)
+    ):
+        raise EntryError("entrée d'audit : le sujet doit être un pseudonyme (gateway.audit.pseudonym)")
+    if entry.system is not None:
+        _token(entry.system, "système", 40)
+    if not isinstance(entry.refs, Mapping) or len(entry.refs) > 32:
+        raise EntryError("entrée d'audit : références invalides")
+    for key, value in entry.refs.items():
+        if not isinstance(key, str) or len(key) > 64 or not _REF_KEY.fullmatch(key):
+            raise EntryError("entrée d'audit : nom de référence invalide")
+        if not isinstance(value, str) or len(value) > 1024:
+            raise EntryError(f"entrée d'audit : la référence {key} doit être un texte court")
+
+
+def record(entry: AuditEntry, seq: int, at: dt.datetime) -> dict:
+    out = {
+        "v": RECORD_VERSION,
+        "seq": seq,
+        "at": timestamp(at),
+        "tenant": entry.tenant_id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "refs": dict(entry.refs),
+    }
+    if entry.subject is not None:
+        out["subject"] = entry.subject
+    if entry.system is not None:
+        out["system"] = entry.system
+    return out
+
+
+def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
+    """The leaf bytes (RFC 8785)."""
+    body = canonical(record(entry, seq, at))
+    if len(body) > MAX_ENTRY_BYTES:
+        raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
+    return body

@@ -1,0 +1,44 @@
+"""RFC 8785 JSON Canonicalization Scheme for the values audit entries hold.
+
+Entries only hold strings, integers (|i| < 2^53), booleans, null, lists and objects, for
+which JCS reduces to: object members sorted by the UTF-16 code units of their names (§3.2.3),
+no whitespace, strings escaped as ECMAScript JSON.stringify does (§3.2.2.2: \\b \\t \\n \\f \\r,
+other controls as lowercase \\u00xx, everything else literal UTF-8), integers in plain
+decimal (§3.2.2.3). Floats are refused (entries carry none), which keeps this small and
+fast; the tests cross-check it with the `rfc8785` package.
+"""
+
+from __future__ import annotations
+
+import json
+
+_MAX_SAFE = 2**53 - 1
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _utf16(name: str) -> bytes:
+    return name.encode("utf-16-be", "surrogatepass")
+
+
+def _sorted(value):
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError("JCS : clés d'objet textuelles uniquement")
+        return {k: _sorted(value[k]) for k in sorted(value, key=_utf16)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE:
+            raise ValueError("JCS : entier hors de l'intervalle exact (2^53)")
+        return value
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"JCS : type non pris en charge ({type(value).__name__})")
+
+
+def canonical(value) -> bytes:
+    """The RFC 8785 bytes of `value`. Lone surrogates are refused (not valid UTF-8)."""
+    return _dumps(_sorted(value)).encode("utf-8")
