@@ -30,8 +30,13 @@ def compile_xslt(path: Path):
             raise SchematronSetError(f"compilation XSLT impossible ({path.name}) : {exc}") from exc
 
 
-def transform(executable, xml: bytes) -> bytes:
+def parse(xml: bytes):
+    """Build Saxon's tree once per document; every schematron set then reads the same tree."""
     with _LOCK:
-        node = _processor().parse_xml(xml_text=xml.decode("utf-8"))
+        return _processor().parse_xml(xml_text=xml.decode("utf-8"))
+
+
+def transform(executable, node) -> bytes:
+    with _LOCK:
         result = executable.transform_to_string(xdm_node=node)
     return result.encode("utf-8")

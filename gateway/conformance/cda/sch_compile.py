@@ -230,7 +230,30 @@ def _split_union(pattern: str) -> list[str]:
     return [b for b in branches if b]
 
 
-def _select(contexts: list[str]) -> str:
+_BY_TEMPLATE = re.compile(
+    r"^//(\*|[\w-]+:[\w-]+)\[([\w-]+):templateId(?:/@root\s*=\s*(['\"])([0-9.]+)\3|\[@root\s*=\s*(['\"])([0-9.]+)\5\])\](.*)$",
+    re.DOTALL,
+)
+TEMPLATE_KEY = "relais-template"
+HL7 = "urn:hl7-org:v3"
+
+
+def _fast(step: str, nsmap: dict[str, str]) -> str:
+    """`//*[cda:templateId/@root='X']/rest` -> `key('relais-template', 'X')/rest`: the set of
+    elements declaring a template, found through an index instead of a scan of the tree."""
+    match = _BY_TEMPLATE.match(step)
+    if not match or nsmap.get(match.group(2)) != HL7:
+        return step
+    name, root, rest = match.group(1), match.group(4) or match.group(6), match.group(7)
+    if rest and not rest.startswith(("/", "[")):
+        return step
+    head = f"key('{TEMPLATE_KEY}', '{root}')"
+    if name != "*":
+        head += f"[self::{name}]"
+    return head + rest
+
+
+def _select(contexts: list[str], nsmap: dict[str, str] | None = None) -> str:
     """The nodes a pattern's rules can match, as one expression: each pattern is visited once
     per matching node instead of walking the whole tree once per pattern (same first-match
     semantics: the union is in document order without duplicates, then the mode's template
@@ -238,7 +261,8 @@ def _select(contexts: list[str]) -> str:
     steps = []
     for context in contexts:
         for branch in _split_union(context):
-            steps.append(branch if branch.startswith("/") else f"//{branch}")
+            step = branch if branch.startswith("/") else f"//{branch}"
+            steps.append(_fast(step, nsmap or {}))
     return " | ".join(f"({step})" for step in steps)
 
 
@@ -301,6 +325,8 @@ def compile_schematron(main: Path, *, value_sets: Path | None, cache: Path) -> C
     sheet = etree.Element(f"{{{XSL}}}stylesheet", nsmap=nsmap, version="3.0")
     sheet.set("exclude-result-prefixes", " ".join(p for p in nsmap if p not in ("xsl", "svrl")))
     etree.SubElement(sheet, f"{{{XSL}}}output", method="xml", indent="no")
+    etree.SubElement(sheet, f"{{{XSL}}}key", name=TEMPLATE_KEY, match=f"*[Q{{{HL7}}}templateId]",
+                     use=f"Q{{{HL7}}}templateId/@root")
     for foreign in schema:
         if isinstance(foreign.tag, str) and etree.QName(foreign).namespace == XSL:
             sheet.append(copy.deepcopy(foreign))
@@ -327,7 +353,7 @@ def compile_schematron(main: Path, *, value_sets: Path | None, cache: Path) -> C
         active.set("id", pattern.get("id") or f"pattern-{index}")
         contexts = [docs.rewrite(r.get("context")) for r in pattern.findall(f"{_S}rule") if r.get("context")]
         if contexts:
-            etree.SubElement(out, f"{{{XSL}}}apply-templates", select=_select(contexts), mode=f"M{index}")
+            etree.SubElement(out, f"{{{XSL}}}apply-templates", select=_select(contexts, nsmap), mode=f"M{index}")
 
     for index, pattern in enumerate(patterns):
         mode = f"M{index}"

@@ -14,13 +14,16 @@ the `Entete_*` schematrons). TDDUI (…1.1.1.58) has no dedicated schematron (sp
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
 
+from gateway.conformance.cda import sch_compile
 from gateway.conformance.cda.sch_compile import (
     COMPILER_VERSION,
     SVRL,
@@ -76,34 +79,47 @@ class SchematronSet:
             release = etree.parse(str(mapping)).find("release")
             if release is not None and release.get("versionLabel"):
                 return f"{release.get('versionLabel')} ({release.get('date', '')})"
-        return compiled.version
+        return f"{compiled.version or self.main.name} ({self.root.name})"
 
     def compile(self) -> None:
+        """Once per process (memory); once per content of the set directory (disk cache)."""
         with self._lock:
             if self._executable is not None:
                 return
-            compiled = compile_schematron(self.main, value_sets=self.root / "jeuxDeValeurs",
-                                          cache=self.cache)
-            digest = hashlib.sha256(COMPILER_VERSION.encode())
-            for path in sorted(set(compiled.files)):
-                digest.update(str(path.relative_to(self.root) if path.is_relative_to(self.root) else path.name).encode())
-                digest.update(path.read_bytes())
-            sha = digest.hexdigest()
-            self.cache.mkdir(parents=True, exist_ok=True)
-            cached = self.cache / f"{self.main.stem}-{sha[:16]}.xsl"
-            if not cached.is_file():
-                cached.write_text(compiled.xslt, encoding="utf-8")
             from gateway.conformance.cda.saxon import compile_xslt
 
+            key = self.tree_digest()[:16]
+            cached = self.cache / f"{self.main.stem}-{key}.xsl"
+            sidecar = cached.with_suffix(".json")
+            if cached.is_file() and sidecar.is_file():
+                meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            else:
+                compiled = compile_schematron(self.main, value_sets=self.root / "jeuxDeValeurs",
+                                              cache=self.cache)
+                digest = hashlib.sha256()
+                for path in sorted(set(compiled.files)):
+                    digest.update(_relative(path, self.root).encode())
+                    digest.update(path.read_bytes())
+                meta = {"version": self._version(compiled), "sha256": digest.hexdigest(),
+                        "notes": compiled.notes, "files": len(set(compiled.files))}
+                self.cache.mkdir(parents=True, exist_ok=True)
+                for stale in self.cache.glob(f"{self.main.stem}-*.*"):
+                    stale.unlink(missing_ok=True)
+                cached.write_text(compiled.xslt, encoding="utf-8")
+                sidecar.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
             self._executable = compile_xslt(cached)
-            self.report = SetReport(self.name, str(self.main.relative_to(self.root)),
-                                    self._version(compiled), sha, compiled.notes)
+            self.report = SetReport(self.name, _relative(self.main, self.root), meta["version"],
+                                    meta["sha256"], list(meta["notes"]))
 
-    def run(self, xml: bytes) -> list[Problem]:
+    def tree_digest(self) -> str:
+        return _tree_digest(self.root)
+
+    def run(self, xml: bytes | None = None, *, node=None) -> list[Problem]:
+        """Run on the document's bytes, or on a tree from `saxon.parse` shared by several sets."""
         self.compile()
-        from gateway.conformance.cda.saxon import transform
+        from gateway.conformance.cda.saxon import parse, transform
 
-        svrl = etree.fromstring(transform(self._executable, xml))
+        svrl = etree.fromstring(transform(self._executable, node if node is not None else parse(xml)))
         problems = []
         source = self.report.source
         for node in svrl:
@@ -117,6 +133,24 @@ class SchematronSet:
                                     message=text, message_en=f"schematron assertion: {node.get('test')}",
                                     severity=severity, source=source))
         return problems
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+
+@functools.cache
+def _tree_digest(root: Path) -> str:
+    """sha256 of the compiler and of every schematron and value-set file of the directory:
+    the disk cache key (any change upstream or in the compiler recompiles)."""
+    digest = hashlib.sha256(COMPILER_VERSION.encode())
+    digest.update(Path(sch_compile.__file__).read_bytes())
+    for folder in ("schematrons", "jeuxDeValeurs"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                digest.update(_relative(path, root).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _location(path: str) -> str:
