@@ -8,8 +8,9 @@ import sys
 
 from gateway.cli import french
 from gateway.cli.commands import demo, nomenclature, plan, schema, serve, tenant
+from gateway.cli.commands import consent
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent)
 
 
 def build_parser() -> french.Parser:
