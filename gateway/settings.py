@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     audit_key_overlap_days: float = Field(
         default=30.0, description="After a key rotation, old and new keys both sign this long"
     )
+    cda_schemas: Path | None = Field(
+        default=None,
+        description="TestContenuCDA directory (CDA_extended.xsd, CI-SIS schematrons, jeuxDeValeurs); "
+        "default ../shared/reference/official/cda/TestContenuCDA-3-0 from the repository root",
+    )
 
 
 @cache
