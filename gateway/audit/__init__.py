@@ -5,7 +5,7 @@
     pseudonym(conn, tenant_id, person_local_id)      # keyed, per tenant; resolvable by the DPO
     erase_person_mapping(conn, tenant_id, person_local_id)
 
-Modules: entry (the leaf), log (appends), pseudonym, merkle / note / jcs (pure, shared with
+Modules: entry (the leaf), log (appends), pseudonyms, merkle / note / jcs (pure, shared with
 the verifier), tiles (stored hash tiles, proofs), keys (signing keys), checkpoint (signing),
 export, verify (offline, standalone), fhir (BALP AuditEvent).
 
@@ -24,9 +24,9 @@ _EXPORTS = {
     "append": "gateway.audit.log",
     "append_many": "gateway.audit.log",
     "AuditError": "gateway.audit.log",
-    "pseudonym": "gateway.audit.pseudonym",
-    "resolve_pseudonym": "gateway.audit.pseudonym",
-    "erase_person_mapping": "gateway.audit.pseudonym",
+    "pseudonym": "gateway.audit.pseudonyms",
+    "resolve_pseudonym": "gateway.audit.pseudonyms",
+    "erase_person_mapping": "gateway.audit.pseudonyms",
     "Checkpointer": "gateway.audit.checkpoint",
     "sign_checkpoint": "gateway.audit.checkpoint",
 }

@@ -27,5 +27,8 @@ def run(args) -> int:
     app = create_app(config=config)
     host, port = args.host or config.host, args.port or config.port
     print(f"Relais écoute sur http://{host}:{port} — documentation : http://{host}:{port}/docs")
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    from gateway.audit import Checkpointer
+
+    with Checkpointer(app.state.store.engine, config):  # signs audit checkpoints (≤ 1 s)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
