@@ -332,6 +332,46 @@ def test_native_invariants_agree_with_fhirpath(key, sample):
     assert native(focus, focus) == engine.evaluate(expression, focus, focus)
 
 
+def _invariant_expressions() -> list[str]:
+    found: set[str] = set()
+
+    def walk(node):
+        found.update(c["expression"] for c in node.get("constraints", ()))
+        for child in (*node.get("children", ()), *node.get("slices", ())):
+            walk(child)
+
+    for profile in RuleSet.load(shipped_rules_path()).profiles.values():
+        walk(profile["root"])
+    return sorted(found)
+
+
+def _focus_samples() -> list[dict]:
+    b = ex.bundle()
+    task = resource(copy.deepcopy(b), TASK_AT)
+    task.update(authoredOn="2026-03-01", lastModified="2026-02-01")
+    goal = resource(copy.deepcopy(b), GOAL)
+    goal["target"] = [{"detailString": "x"}]
+    empty_consent = {"resourceType": "Consent", "scope": {"coding": [{"system": "something", "code": "adr"}]}}
+    document = {"resourceType": "Bundle", "type": "document", "entry": [{"fullUrl": "urn:uuid:1"}]}
+    return [b, *(e["resource"] for e in b["entry"]), task, goal, empty_consent, document]
+
+
+def test_quick_answers_agree_with_the_fhirpath_engine():
+    from gateway.conformance.fhir.fhirpath import quick
+
+    engine, compared = FhirPath(), 0
+    for expression in _invariant_expressions():
+        for focus in _focus_samples():
+            fast = quick(expression, focus)
+            if fast is None:
+                continue
+            slow = engine.evaluate(expression, focus, focus)
+            if slow is not None:
+                assert fast == slow, (expression, focus.get("resourceType"))
+                compared += 1
+    assert compared > 50
+
+
 def test_invariant_expressions_are_compiled_once():
     engine = FhirPath()
     first = engine.compiled("name.exists()")

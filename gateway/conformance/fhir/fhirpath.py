@@ -152,6 +152,22 @@ def _strip_parens(expr: str) -> str:
     return expr
 
 
+# Type suffixes of choice elements (value[x] → valueString…): FHIR R4 data types.
+CHOICE_TYPES = frozenset(
+    "Base64Binary Boolean Canonical Code Date DateTime Decimal Id Instant Integer Markdown Oid PositiveInt "
+    "String Time UnsignedInt Uri Url Uuid Address Age Annotation Attachment CodeableConcept Coding "
+    "ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference "
+    "SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition "
+    "RelatedArtifact TriggerDefinition UsageContext Dosage Meta".split()
+)
+
+
+def choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
+    """The (key, value) pairs of choice element `prefix[x]` present in `obj`."""
+    n = len(prefix)
+    return [(k, v) for k, v in obj.items() if k.startswith(prefix) and k[n:] in CHOICE_TYPES]
+
+
 def _navigate(focus, path: str) -> list:
     items = [focus]
     steps = path.split(".")
@@ -164,8 +180,7 @@ def _navigate(focus, path: str) -> list:
                 continue
             got = x.get(step)
             if got is None:
-                n = len(step)
-                got = [v for k, v in x.items() if k.startswith(step) and len(k) > n and k[n].isupper()] or None
+                got = [v for _, v in choice_values(x, step)] or None
             if isinstance(got, list):
                 nxt.extend(got)
             elif got is not None:

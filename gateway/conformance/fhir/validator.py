@@ -19,7 +19,7 @@ personnalise|2.2.0`), the base FHIR version, or the pinned package.
 from __future__ import annotations
 
 from gateway.conformance.fhir import defects
-from gateway.conformance.fhir.fhirpath import FhirPath
+from gateway.conformance.fhir.fhirpath import CHOICE_TYPES, FhirPath, choice_values
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.conformance.fhir.structure import check_structure
 from gateway.model.problem import Problem, Severity
@@ -103,6 +103,42 @@ class _BundleIndex:
         return None
 
 
+def _prepare(node: dict) -> None:
+    """Derived fields computed once per rule set: presence test, choice types, slice index."""
+    name = node["name"]
+    if name.endswith("[x]"):
+        prefix = name[:-3]
+        n = len(prefix)
+        node["_present"] = lambda obj: any(k.startswith(prefix) and k[n:] in CHOICE_TYPES for k in obj)
+        if "types" in node:
+            node["_types"] = {t.lower() for t in node["types"]}
+    else:
+        under = "_" + name
+        node["_present"] = lambda obj: name in obj or under in obj
+    slices = node.get("slices") or ()
+    node["_needed"] = bool(node.get("min")) or any(s.get("min") for s in slices)
+    matches = [s.get("match") or [] for s in slices]
+    if slices and all(len(m) == 1 for m in matches):
+        first = matches[0][0]
+        same = all(m[0]["type"] == first["type"] and m[0].get("steps") == first.get("steps") for m in matches)
+        exact = first["type"] == "profile" or (
+            first["type"] in ("value", "pattern") and all(
+                m[0].get("mode") in ("fixed", "pattern") and isinstance(m[0].get("value"), str) for m in matches
+            )
+        )
+        if same and exact and first.get("steps") is not None:
+            table: dict[str, list] = {}
+            for s, m in zip(slices, matches):
+                values = m[0]["value"] if first["type"] == "profile" else [m[0]["value"]]
+                for value in values:
+                    table.setdefault(value, []).append(s)
+            node["_index"] = (first["steps"], table)
+    for child in node.get("children", ()):
+        _prepare(child)
+    for s in slices:
+        _prepare(s)
+
+
 def _matches(instance, pattern) -> bool:
     if isinstance(pattern, dict):
         return isinstance(instance, dict) and all(_matches(instance.get(k), v) for k, v in pattern.items())
@@ -111,9 +147,7 @@ def _matches(instance, pattern) -> bool:
     return instance == pattern
 
 
-def _choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
-    n = len(prefix)
-    return [(k, v) for k, v in obj.items() if k.startswith(prefix) and len(k) > n and k[n].isupper()]
+_choice_values = choice_values
 
 
 def _step(values: list, name: str) -> list:
@@ -188,6 +222,8 @@ class Validator:
         self.best_practice = best_practice
         self.fhirpath = FhirPath()
         self.source = f"{rules.main['id']}|{rules.main['version']}"
+        for profile in rules.profiles.values():
+            _prepare(profile["root"])
 
     # --- entry points -------------------------------------------------------------------------
     def validate(self, resource: dict, profile: str | None = None) -> list[Problem]:
@@ -250,6 +286,8 @@ class Validator:
     # --- element walk -------------------------------------------------------------------------
     def _element(self, run: _Run, obj: dict, node: dict, loc: str, src: str, res: dict) -> None:
         name = node["name"]
+        if not node["_present"](obj) and not node["_needed"]:
+            return  # absent and nothing requires it: nothing to check
         if name.endswith("[x]"):
             values = _choice_values(obj, name[:-3])
             here = f"{loc}.{values[0][0]}" if values else f"{loc}.{name[:-3]}"
@@ -292,9 +330,8 @@ class Validator:
                     self._apply(run, v, profile, vloc, res)
 
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
-        if key and "types" in node and node["name"].endswith("[x]"):
-            suffix = key[len(node["name"]) - 3 :].lower()
-            if suffix not in {t.lower() for t in node["types"]}:
+        if key and "_types" in node:
+            if key[len(node["name"]) - 3 :].lower() not in node["_types"]:
                 run.add(vloc, "type-not-allowed",
                         f"type non autorisé : {key} ({node['id']} accepte {', '.join(node['types'])})",
                         f"type not allowed: {key} ({node['id']} accepts {', '.join(node['types'])})", _E, src)
@@ -337,9 +374,19 @@ class Validator:
     # --- slicing ------------------------------------------------------------------------------
     def _assign(self, run: _Run, node: dict, values: list, loc: str, here: str, src: str) -> list:
         assigned = []
+        index = node.get("_index")
         for key, v in values:
             chosen = None
-            for s in node["slices"]:
+            candidates = node["slices"]
+            if index is not None:  # one discriminator, exact values: look the slice up
+                steps, table = index
+                found = _evaluate_steps(v, steps)
+                if found and all(isinstance(x, str) for x in found):
+                    candidates = [s for x in found for s in table.get(x, ())]
+                elif found and all(isinstance(x, dict) for x in found):
+                    declared = [p.partition("|")[0] for r in found for p in (r.get("meta") or {}).get("profile") or ()]
+                    candidates = [s for x in declared for s in table.get(x, ())]
+            for s in candidates:
                 if all(self._discriminates(v, key, d) for d in s.get("match", ())):
                     chosen = s
                     break
