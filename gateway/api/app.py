@@ -12,6 +12,7 @@ from gateway.api.middleware import AccessLog, BodyLimit
 from gateway.api.problems import HANDLERS
 from gateway.api.routers import meta, nomenclature, plans
 from gateway.api.routers import consents
+from gateway.api.routers import fhir
 from gateway.api.routers import audit
 from gateway.settings import Settings, settings as default_settings
 from gateway.storage import Store
@@ -46,6 +47,7 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.include_router(nomenclature.router)
     app.include_router(plans.router)
     app.include_router(consents.router)
+    app.include_router(fhir.router)
     app.include_router(audit.router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AccessLog)

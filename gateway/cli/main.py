@@ -9,9 +9,10 @@ import sys
 from gateway.cli import french
 from gateway.cli.commands import demo, nomenclature, plan, schema, serve, tenant
 from gateway.cli.commands import consent
+from gateway.cli.commands import fhir
 from gateway.cli.commands import audit
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, audit)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit)
 
 
 def build_parser() -> french.Parser:
