@@ -258,6 +258,16 @@ def test_request_url_must_name_the_resource_type(gate):
     only_error(gate.validate(b), "request-url", f"Bundle.entry[{PLAN}].request.url")
 
 
+def test_conditional_reference_and_patch_entry_are_legitimate_in_a_transaction(gate):
+    b = ex.bundle()
+    resource(b, PLAN)["author"] = [{"reference": "Organization?identifier=https://finess.esante.gouv.fr|750000001"}]
+    b["entry"].append({"fullUrl": "urn:uuid:00000000-0000-4000-a000-000000000001",
+                       "resource": {"resourceType": "Parameters", "parameter": [{"name": "operation"}]},
+                       "request": {"method": "PATCH", "url": "CarePlan/pp-1"}})
+    problems = gate.validate(b)
+    assert not find(problems, "reference-unresolved") and not find(problems, "request-url")
+
+
 # --- terminology offline -------------------------------------------------------------------------
 def test_value_set_not_available_offline_gives_information_not_error(gate):
     b = ex.bundle()
@@ -422,6 +432,15 @@ def test_package_reads_the_same_from_tgz_and_folder(tmp_path):
     sums = dict(line.split()[::-1] for line in (PACKAGES / "SHA256SUMS").read_text().splitlines() if line.strip())
     assert a.sha256 == sums[tgz.name]
     assert b.sha256.startswith("folder:")
+
+
+def test_package_is_found_in_a_fhir_package_cache(tmp_path):
+    from gateway.conformance.fhir.packages import find_package
+
+    (tmp_path / "ans.fhir.fr.tddui#2.2.0" / "package").mkdir(parents=True)
+    assert find_package("ans.fhir.fr.tddui", "2.2.0", [tmp_path]).name == "ans.fhir.fr.tddui#2.2.0"
+    with pytest.raises(PackageError):
+        find_package("ans.fhir.fr.tddui", "9.9.9", [tmp_path])
 
 
 def test_missing_package_stops_with_an_error(tmp_path):

@@ -38,10 +38,9 @@ TDDUI_BUNDLE = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition
 
 
 class Gate:
-    def __init__(self, rules: RuleSet, *, rules_sha256: str = "", bundle_profile: str | None = None):
+    def __init__(self, rules: RuleSet, *, rules_sha256: str = ""):
         self.rules = rules
         self.rules_sha256 = rules_sha256
-        self.bundle_profile = bundle_profile
         self.validator = Validator(rules, closed_references=True, require_profiles=True, best_practice=False)
 
     def validate(self, bundle: dict) -> list[Problem]:
@@ -75,11 +74,11 @@ def shipped_rules_path() -> Path:
 @cache
 def _shipped_gate() -> Gate:
     raw = resources.files("mappings.fhir.profiles").joinpath(TDDUI_RULES).read_bytes()
-    return Gate(RuleSet(orjson.loads(raw)), rules_sha256=hashlib.sha256(raw).hexdigest(), bundle_profile=TDDUI_BUNDLE)
+    return Gate(RuleSet(orjson.loads(raw)), rules_sha256=hashlib.sha256(raw).hexdigest())
 
 
 def tddui_gate(packages: list[str | Path] | None = None) -> Gate:
     """The TDDUI 2.2.0 gate: from the shipped rule set, or compiled from the given packages."""
     if packages is None:
         return _shipped_gate()
-    return Gate(RuleSet.from_packages(list(packages), TDDUI_MAIN), bundle_profile=TDDUI_BUNDLE)
+    return Gate(RuleSet.from_packages(list(packages), TDDUI_MAIN))

@@ -89,6 +89,8 @@ class _BundleIndex:
             return self.by_url.get(ref)
         if "://" in ref:
             return self.by_url.get(ref, EXTERNAL)
+        if "?" in ref:
+            return EXTERNAL  # conditional reference (`Patient?identifier=…`): the server resolves it
         parts = ref.split("/")
         if len(parts) >= 2:
             rtype, rid = parts[0], parts[1]
@@ -598,7 +600,8 @@ class Validator:
             return
         path = url.split("?")[0]
         parts = path.split("/")
-        ok = parts[0] == rtype and (len(parts) == 1 if method == "POST" else len(parts) in (1, 2))
+        patch_body = method == "PATCH" and rtype in ("Parameters", "Binary")  # FHIRPath / JSON Patch
+        ok = (patch_body or parts[0] == rtype) and (len(parts) == 1 if method == "POST" else len(parts) in (1, 2))
         if ok:
             return
         expected = rtype if method == "POST" else f"{rtype}/{res.get('id') or '[id]'}"
