@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from urllib.parse import parse_qs
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
@@ -39,6 +39,9 @@ class Personality:
     clients: dict[str, str] = field(default_factory=lambda: {"relais": "sandbox-secret"})
     search_params: frozenset[str] = frozenset({"identifier", "_lastUpdated", "_count", "_elements",
                                                "patient", "subject", "type", "status"})
+    # (store, request headers, resource) → may this caller see it? Searches leave out what it
+    # may not see, reads answer 403 (a server filtering by token, as the SDO guide's does).
+    visible: Callable[[ResourceStore, Mapping[str, str], dict], bool] | None = None
 
 
 @dataclass
@@ -123,6 +126,10 @@ class FhirSandbox:
         for name, expected in self.personality.required_headers.items():
             if request.headers.get(name) != expected:
                 raise FhirError(403, "forbidden", f"en-tête {name} absent ou incorrect")
+
+    def may_see(self, request: Request, resource: dict) -> bool:
+        rule = self.personality.visible
+        return rule is None or rule(self.store, request.headers, resource)
 
     def check_resource(self, resource: dict, index: int | None = None) -> None:
         where = f"Bundle.entry[{index}].resource" if index is not None else resource.get("resourceType", "?")
@@ -251,7 +258,10 @@ class FhirSandbox:
         @app.get("/{rtype}/{rid}")
         async def read(rtype: str, rid: str, request: Request):
             sandbox._authorise(request)
-            return _resource_response(sandbox.store.read(rtype, rid), 200)
+            stored = sandbox.store.read(rtype, rid)
+            if not sandbox.may_see(request, stored.resource):
+                raise FhirError(403, "forbidden", f"accès à {rtype}/{rid} non autorisé pour cette structure")
+            return _resource_response(stored, 200)
 
         @app.get("/{rtype}")
         async def search(rtype: str, request: Request):
@@ -260,7 +270,7 @@ class FhirSandbox:
             unknown = set(params) - sandbox.personality.search_params
             if unknown:
                 raise FhirError(400, "not-supported", f"paramètre(s) de recherche inconnu(s) : {', '.join(sorted(unknown))}")
-            found = sandbox.store.search(rtype, lambda s: _matches(s, params))
+            found = sandbox.store.search(rtype, lambda s: _matches(s, params) and sandbox.may_see(request, s.resource))
             found.sort(key=lambda s: s.last_updated)
             elements = params.get("_elements")
             entries = [{"fullUrl": f"{rtype}/{s.resource['id']}",
