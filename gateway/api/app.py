@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -14,6 +16,9 @@ from gateway.api.routers import meta, nomenclature, plans
 from gateway.api.routers import consents
 from gateway.api.routers import fhir
 from gateway.api.routers import audit
+from gateway.api.routers import exchanges
+from gateway.delivery import hooks
+from gateway.delivery.consent_step import consent_decider
 from gateway.settings import Settings, settings as default_settings
 from gateway.storage import Store
 
@@ -37,9 +42,11 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
         docs_url=None,  # served below from local assets: no CDN
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.store = store
     app.state.settings = config
+    app.state.decider = consent_decider
     for exc_class, handler in HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
     _local_docs(app)
@@ -49,9 +56,20 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.include_router(consents.router)
     app.include_router(fhir.router)
     app.include_router(audit.router)
+    app.include_router(exchanges.router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """While the app runs, consent changes cancel the pending exchanges they forbid."""
+    unsubscribe = hooks.subscribe(app.state.store)
+    try:
+        yield
+    finally:
+        unsubscribe()
 
 
 def _local_docs(app: FastAPI) -> None:

@@ -1,0 +1,106 @@
+"""Exchanges: ask for one (consent → map → validate → queue), follow it, replay dead letters."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from connectors.base import Recipient
+from gateway.api.deps import get_store, get_tenant
+from gateway.api.pagination import LIMIT, page
+from gateway.api.problems import ApiProblem
+from gateway.delivery import outbox, pipeline
+from gateway.delivery.model import ExchangeRequest
+from gateway.model import Problem, json_path
+from gateway.plans import loads_object
+from gateway.storage import Store, Tenant
+
+router = APIRouter(tags=["échanges"])
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(pattern="^(professional|organisation|person|system)$")
+    identifier: str = Field(min_length=1, max_length=200)
+    display: str = Field(default="", max_length=200)
+    profession: str | None = Field(default=None, pattern="^(health|social|other)$")
+
+
+class ExchangeIn(BaseModel):
+    """Body of POST /exchanges."""
+
+    model_config = ConfigDict(extra="forbid")
+    person: str = Field(pattern=r"^[A-Za-z0-9._\-]{1,64}$", description="identifiant local de la personne")
+    system: str = Field(pattern="^[a-z][a-z0-9-]{1,31}$", description="eparcours, viatrajectoire, dmp, mss…")
+    recipient: RecipientIn
+    purpose: str = Field(pattern="^[A-Z]{2,12}$", description="finalité (ActReason : TREAT, COC…)")
+    payload_kind: str = Field(pattern="^[a-z][a-z0-9-]{1,39}$", description="tddui-bundle, sdo-status…")
+    data_categories: list[str] = Field(default_factory=list, max_length=20)
+    plan_version: int | None = Field(default=None, ge=1)
+
+
+@router.post("/exchanges", status_code=201, summary="Demander un échange (décision de consentement, mise en forme, file d'envoi)",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": ExchangeIn.model_json_schema()}}}})
+async def create_exchange(request: Request, response: Response, tenant: Tenant = Depends(get_tenant),
+                          store: Store = Depends(get_store)) -> dict:
+    data = loads_object(await request.body(), max_bytes=64 * 1024)
+    try:
+        body = ExchangeIn.model_validate(data)
+    except ValidationError as exc:
+        raise ApiProblem("invalid-request", "demande d'échange invalide", [
+            Problem(location=json_path(e["loc"]), rule=str(e["type"]).replace("_", "-"),
+                    message=f"valeur invalide : {e['msg']}", message_en=e["msg"], source="relais-api")
+            for e in exc.errors(include_url=False)]) from None
+    exchange_request = ExchangeRequest(
+        person_local_id=body.person, system=body.system, recipient=Recipient(**body.recipient.model_dump()),
+        purpose=body.purpose, payload_kind=body.payload_kind, data_categories=tuple(body.data_categories),
+        plan_version=body.plan_version)
+    decider = request.app.state.decider
+    try:
+        submitted = await run_in_threadpool(pipeline.submit, store, tenant, exchange_request,
+                                            actor=f"key:{tenant.slug}", decider=decider)
+    except KeyError as exc:  # unknown payload kind
+        raise ApiProblem("invalid-request", str(exc.args[0])) from None
+    if not submitted.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/exchanges/{submitted.exchange.id}"
+    return submitted.exchange.summary()
+
+
+@router.get("/exchanges", summary="Échanges de la plateforme (filtres, paginé)")
+def list_exchanges(
+    request: Request,
+    response: Response,
+    status: str | None = Query(None, pattern="^[a-z]+$", description="queued, sent, dead…"),
+    system: str | None = Query(None, pattern="^[a-z][a-z0-9-]{1,31}$"),
+    person: str | None = Query(None, pattern=r"^[A-Za-z0-9._\-]{1,64}$"),
+    limit: int = LIMIT,
+    before: int | None = Query(None, ge=1, description="curseur (rang) de la page suivante"),
+    tenant: Tenant = Depends(get_tenant),
+    store: Store = Depends(get_store),
+) -> dict:
+    with store.reading() as conn:
+        rows = outbox.listing(conn, tenant.id, status=status, system=system, person=person,
+                              limit=limit, before=before)
+    items = [dict(e.summary(), history=None) for e in rows]
+    return page(request, response, items, limit, "before", rows[-1].seq if rows else None)
+
+
+@router.get("/exchanges/{exchange_id}", summary="Un échange et son historique")
+def get_exchange(exchange_id: str, tenant: Tenant = Depends(get_tenant),
+                 store: Store = Depends(get_store)) -> dict:
+    with store.reading() as conn:
+        exchange = outbox.get(conn, tenant.id, exchange_id)
+    if exchange is None:
+        raise ApiProblem("not-found", f"échange {exchange_id[:40]!r} introuvable")
+    return exchange.summary()
+
+
+@router.post("/exchanges/{exchange_id}/$replay", status_code=201,
+             summary="Rejouer une lettre morte (nouvel échange, lignée conservée)")
+def replay(exchange_id: str, tenant: Tenant = Depends(get_tenant), store: Store = Depends(get_store)) -> dict:
+    return pipeline.replay(store, tenant, exchange_id, actor=f"key:{tenant.slug}").summary()
+
+

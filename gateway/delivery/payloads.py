@@ -1,0 +1,47 @@
+"""Payload kinds: how a plan becomes the bytes a connector sends, and the profile check those
+bytes must pass before they are queued (issue 5 §1: map → validate the output)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.model import Plan, Problem
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    tenant_slug: str
+    plan_version: int
+    now: dt.datetime
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class PayloadKind:
+    name: str
+    content_type: str
+    build: Callable[[Plan, BuildContext], bytes]
+    validate: Callable[[bytes], list[Problem]]
+
+
+_KINDS: dict[str, PayloadKind] = {}
+
+
+def register(kind: PayloadKind) -> None:
+    _KINDS[kind.name] = kind
+
+
+def kind(name: str) -> PayloadKind:
+    if name not in _KINDS:
+        _load_builtin()
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise KeyError(f"type de contenu inconnu : {name!r} (connus : {', '.join(sorted(_KINDS))})") from None
+
+
+def _load_builtin() -> None:
+    """The kinds Relais ships, registered on first use (their modules import heavy mappings)."""
+    from gateway.delivery import builtin_payloads  # noqa: F401

@@ -1,0 +1,147 @@
+"""Submitting an exchange: the steps, in order, each with one responsibility.
+
+    read plan → map → validate the output → [one transaction: consent decision (audited) →
+    outbox row + audit "exchange.queued" → supersede older queued versions]
+
+Mapping and validation run before the transaction (they are pure and may take milliseconds;
+nothing leaves at this stage), so the write lock is held only for the decision and the
+queueing. The decision and the queued row commit together: no payload can be claimed by a
+worker unless the audit entry of its consent decision is durable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from sqlalchemy.engine import Connection
+
+from gateway.delivery import outbox, trail
+from gateway.delivery.model import Exchange, ExchangeRequest, Status
+from gateway.delivery.payloads import BuildContext, kind as payload_kind
+from gateway.delivery.scope import default_categories, restrict
+from gateway.model import Plan, Severity
+from gateway.storage import Store, Tenant
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """What the spine needs of a consent decision."""
+
+    permit: bool
+    decision_id: str
+    reasons: list[str]  # French, one per rule that decided
+
+
+class Decider(Protocol):
+    def __call__(self, conn: Connection, tenant: Tenant, request: ExchangeRequest, plan: Plan,
+                 actor: str, now: dt.datetime) -> DecisionView:
+        """Decide and append the decision's audit entry in `conn`'s transaction."""
+        ...
+
+
+@dataclass(frozen=True)
+class Submitted:
+    exchange: Exchange
+    created: bool  # False: the same request (same idempotency key) was already submitted
+
+
+def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str,
+           decider: Decider, now: Callable[[], dt.datetime] | None = None) -> Submitted:
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    stored = store.get_plan(tenant, request.person_local_id, request.plan_version)
+    plan = Plan.model_validate_json(stored.content)
+    base = outbox.idempotency_key(tenant.id, request, stored.version)
+    with store.reading() as conn:
+        existing = outbox.find_live(conn, tenant.id, request.system, base)
+        if existing is not None:
+            return Submitted(outbox.get(conn, tenant.id, existing), created=False)
+
+    kind = payload_kind(request.payload_kind)
+    if not request.data_categories:
+        request = replace(request, data_categories=default_categories(request.system, request.payload_kind, plan))
+    context = BuildContext(tenant_slug=tenant.slug, plan_version=stored.version, now=clock(),
+                           idempotency_key=base)
+    payload = kind.build(restrict(plan, request.data_categories), context)
+    problems = kind.validate(payload)
+    errors = [p for p in problems if p.severity is Severity.error]
+
+    with store.transaction() as conn:
+        # The same request may have been queued concurrently since the read above.
+        existing = outbox.find_live(conn, tenant.id, request.system, base)
+        if existing is not None:
+            return Submitted(outbox.get(conn, tenant.id, existing), created=False)
+        key = outbox.free_key(conn, tenant.id, request.system, base)
+        at = clock()
+        decision = decider(conn, tenant, request, plan, actor, at)
+        common = dict(tenant_id=tenant.id, request=request, plan_version=stored.version, key=key,
+                      actor=actor, now=at, decision_id=decision.decision_id,
+                      decision_reasons=decision.reasons)
+        if not decision.permit:
+            exchange_id, _ = outbox.insert(conn, status=Status.refused,
+                                           detail="; ".join(decision.reasons), **common)
+            trail.record(conn, tenant, actor, "exchange.refused", "deny", request, exchange_id,
+                         decision_id=decision.decision_id)
+        elif errors:
+            exchange_id, _ = outbox.insert(
+                conn, status=Status.invalid, problems=[p.model_dump(mode="json") for p in problems],
+                detail=f"{len(errors)} erreur(s) de validation du contenu", **common)
+            trail.record(conn, tenant, actor, "exchange.invalid", "failure", request, exchange_id,
+                         decision_id=decision.decision_id, rules=",".join(sorted({p.rule for p in errors})))
+        else:
+            exchange_id, seq = outbox.insert(
+                conn, status=Status.queued, payload=payload, content_type=kind.content_type,
+                problems=[p.model_dump(mode="json") for p in problems], **common)
+            trail.record(conn, tenant, actor, "exchange.queued", "success", request, exchange_id,
+                         decision_id=decision.decision_id, payload_sha256=_sha(payload))
+            for old in outbox.supersede_older(conn, tenant_id=tenant.id, request=request,
+                                              newer_id=exchange_id, newer_seq=seq,
+                                              plan_version=stored.version, now=at):
+                trail.record(conn, tenant, actor, "exchange.superseded", "success", request, old,
+                             superseded_by=exchange_id)
+        return Submitted(outbox.get(conn, tenant.id, exchange_id), created=True)
+
+
+def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
+           now: Callable[[], dt.datetime] | None = None) -> Exchange:
+    """Queue a dead letter again as a new exchange with `replay_of` set (lineage kept). The
+    payload that was validated and consented to is sent as it was."""
+    from gateway.storage.store import Conflict, NotFound
+
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    with store.transaction() as conn:
+        dead = outbox.get(conn, tenant.id, exchange_id)
+        if dead is None:
+            raise NotFound(f"échange {exchange_id} introuvable")
+        if dead.status is not Status.dead:
+            raise Conflict(f"seul un échange en lettre morte peut être rejoué (statut : {dead.status.value})")
+        payload, content_type = outbox.payload_of(conn, tenant.id, exchange_id)
+        request = ExchangeRequest(
+            person_local_id=dead.person_local_id, system=dead.system,
+            recipient=_recipient(dead.recipient), purpose=dead.purpose, payload_kind=dead.payload_kind,
+            plan_version=dead.plan_version)
+        base = outbox.idempotency_key(tenant.id, request, dead.plan_version)
+        key = outbox.free_key(conn, tenant.id, request.system, base)
+        at = clock()
+        new_id, _ = outbox.insert(
+            conn, tenant_id=tenant.id, request=request, plan_version=dead.plan_version,
+            status=Status.queued, key=key, actor=actor, now=at, decision_id=dead.decision_id,
+            payload=payload, content_type=content_type, replay_of=dead.id,
+            detail=f"rejeu de {dead.id}")
+        trail.record(conn, tenant, actor, "exchange.replayed", "success", request, new_id,
+                     replay_of=dead.id)
+        return outbox.get(conn, tenant.id, new_id)
+
+
+def _recipient(data: dict):
+    from connectors.base import Recipient
+
+    return Recipient(**data)
+
+
+def _sha(payload: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,151 @@
+"""The worker: claim due items, send them through their connector, record the outcome.
+
+The network call happens outside any transaction (a slow peer must not hold the database);
+claim and completion are each one short transaction with their audit entry. Run in-process
+(`Worker.start()`, the embedded default) or as `relais worker` processes on one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Mapping
+
+from connectors.base import Connector, Envelope, PermanentError, TransientError
+from gateway.delivery import outbox, trail
+from gateway.delivery.model import ExchangeRequest
+from gateway.logs import get_logger
+from gateway.storage import Store
+
+log = get_logger("relais.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        *,
+        owner: str | None = None,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        batch: int = 10,
+        clock: Callable[[], dt.datetime] | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.store = store
+        self.connectors = dict(connectors)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.lease = lease
+        self.batch = batch
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_once(self) -> int:
+        """Claim one batch of due items and deliver them; returns how many were handled."""
+        with self.store.transaction() as conn:
+            claimed = outbox.claim(conn, owner=self.owner, now=self.clock(), lease=self.lease,
+                                   limit=self.batch)
+        for item in claimed:
+            self._deliver(item)
+        return len(claimed)
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        """Run until nothing is due now (tests, demo)."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = self.run_once()
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    def _deliver(self, item: outbox.Claimed) -> None:
+        request = ExchangeRequest(person_local_id=item.person_local_id, system=item.system,
+                                  recipient=item.recipient, purpose=item.purpose,
+                                  payload_kind=item.payload_kind, plan_version=item.plan_version)
+        connector = self.connectors.get(item.system)
+        if connector is None:
+            self._dead(item, request, f"aucun connecteur configuré pour {item.system}")
+            return
+        envelope = Envelope(
+            exchange_id=item.id, idempotency_key=item.idempotency_key, system=item.system,
+            payload_kind=item.payload_kind, content_type=item.content_type, payload=item.payload,
+            recipient=item.recipient, attempt=item.attempt,
+            metadata={"plan_version": str(item.plan_version or "")},
+        )
+        try:
+            receipt = connector.send(envelope)
+        except PermanentError as exc:
+            self._dead(item, request, _reason(exc))
+            return
+        except TransientError as exc:
+            self._retry_or_dead(item, request, connector, exc)
+            return
+        except Exception as exc:  # a connector bug must not kill the worker: retry, logged
+            log.error("connector_error", system=item.system, exchange=item.id,
+                      error_type=type(exc).__name__, exc_info=exc)
+            self._retry_or_dead(item, request, connector,
+                                TransientError(f"erreur du connecteur ({type(exc).__name__})"))
+            return
+        with self.store.transaction() as conn:
+            if outbox.mark_sent(conn, item.seq, self.owner, receipt, item.attempt, self.clock()):
+                trail.record(conn, item.tenant_id, "worker", "exchange.sent", "success", request,
+                             item.id, peer_reference=receipt.peer_reference, receipt=receipt.status,
+                             attempt=str(item.attempt))
+        log.info("exchange_sent", system=item.system, exchange=item.id, attempt=item.attempt)
+
+    def _retry_or_dead(self, item, request, connector: Connector, exc: TransientError) -> None:
+        now = self.clock()
+        if connector.retry.gives_up(item.attempt, item.created_at, now):
+            self._dead(item, request, f"abandon après {item.attempt} essai(s) : {_reason(exc)}")
+            return
+        delay = connector.retry.delay(item.attempt, self.rng, exc.retry_after)
+        next_at = now + dt.timedelta(seconds=delay)
+        with self.store.transaction() as conn:
+            if outbox.mark_retry(conn, item.seq, self.owner, item.attempt, next_at, _reason(exc), now):
+                trail.record(conn, item.tenant_id, "worker", "exchange.failed", "failure", request,
+                             item.id, attempt=str(item.attempt), retry="transient", code=exc.code)
+        log.info("exchange_retry", system=item.system, exchange=item.id, attempt=item.attempt,
+                 delay_s=round(delay, 3))
+
+    def _dead(self, item, request, reason: str) -> None:
+        with self.store.transaction() as conn:
+            if outbox.mark_dead(conn, item.seq, self.owner, item.attempt, reason, self.clock()):
+                trail.record(conn, item.tenant_id, "worker", "exchange.failed", "failure", request,
+                             item.id, attempt=str(item.attempt), retry="dead-letter")
+        log.info("exchange_dead", system=item.system, exchange=item.id, attempt=item.attempt)
+
+    # ------------------------------------------------------------ in-process loop
+
+    def start(self, idle: float = 0.2) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(idle,), name="relais-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self, idle: float) -> None:
+        while not self._stop.is_set():
+            try:
+                handled = self.run_once()
+            except Exception as exc:  # database briefly unavailable: wait and go on
+                log.error("worker_pass_failed", error_type=type(exc).__name__)
+                handled = 0
+            if handled == 0:
+                self._stop.wait(idle)
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "reason", None) or str(exc)
+    code = getattr(exc, "code", None)
+    return f"[{code}] {text}" if code else text
