@@ -11,8 +11,9 @@ from gateway.cli.commands import demo, nomenclature, plan, schema, serve, tenant
 from gateway.cli.commands import consent
 from gateway.cli.commands import fhir
 from gateway.cli.commands import audit
+from gateway.cli.commands import cda, xds
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds)
 
 
 def build_parser() -> french.Parser:
