@@ -9,7 +9,7 @@ What it checks (consent_audit §4.6):
   that size, and whose root equals the root recomputed from the entries; cosignatures by
   known cosigner keys must verify too;
 - key trust: keys given with --trusted-key; without them the first key the log introduces
-  (trust on first use: compare the printed fingerprint with the one you kept). A later key is
+  (trust on first use: compare the printed fingerprint with the one you kept). Another key is
   trusted once a checkpoint signed by a trusted key covers the entry that introduced it
   (`audit.key.rotated`); a key file that differs from the log's own record is a swapped key;
 - the tlog-tiles hash tiles and entry bundles agree with the entries;
@@ -242,18 +242,32 @@ def verify_export(directory: str | Path, trusted: list[str] = (), since: str | N
     claimed = _claimed_leaves(directory, checkpoints, report)
     claimed_tree = computed if claimed == leaves else (_Tree(claimed) if claimed is not None else None)
 
+    # Trust grows to a fixpoint: a key the log introduces at entry i is trusted once a
+    # checkpoint of size > i carries a valid signature by an already trusted key (forward
+    # after a rotation; backward too when only the newest key was pinned, since that
+    # checkpoint's root commits to every earlier entry). If the entries were altered, the
+    # root checks below fail the verification anyway.
+    opened_notes = [note.open_note(text, verifiers) for _, text in checkpoints]
+    grown = True
+    while grown:
+        grown = False
+        for (checkpoint, _), opened in zip(checkpoints, opened_notes):
+            if any((v.name, v.key_id) in trusted_ids for v in opened.verified if v.key_type == note.ED25519):
+                for index, v in introduced:
+                    if index < checkpoint.size and (v.name, v.key_id) not in trusted_ids:
+                        trusted_ids.add((v.name, v.key_id))
+                        grown = True
+
     origin = None
-    pending = 0  # introductions[:pending] already processed
     previous_good = 0
     suspects: list[tuple[int, int]] = []  # [lo, hi) ranges a failing signed root points at
     signed: list[int] = []  # sizes of the checkpoints with a valid trusted signature
     authentic = claimed_tree is not None
-    for checkpoint, text in checkpoints:
+    for (checkpoint, _), opened in zip(checkpoints, opened_notes):
         size = checkpoint.size
         origin = origin or checkpoint.origin
         if checkpoint.origin != origin:
             _bad_checkpoint(report, size, f"origine {checkpoint.origin} au lieu de {origin}")
-        opened = note.open_note(text, verifiers)
         for failed in opened.failed:
             what = "cosignature" if failed.key_type == note.COSIGNATURE_V1 else "signature"
             _bad_checkpoint(report, size, f"{what} invalide de la clé {failed.name}+{failed.id_hex} (falsifiée)")
@@ -275,10 +289,6 @@ def verify_export(directory: str | Path, trusted: list[str] = (), since: str | N
             suspects.append((previous_good, size))
             continue
         previous_good = size
-        # Keys introduced by entries this checkpoint covers become trusted.
-        while pending < len(introduced) and introduced[pending][0] < size:
-            trusted_ids.add((introduced[pending][1].name, introduced[pending][1].key_id))
-            pending += 1
     how = {(v.name, v.key_id): "clé de confiance fournie" for v in pinned}
     for position, (index, v) in enumerate(introduced):
         if position == 0 and report.trust_on_first_use:
