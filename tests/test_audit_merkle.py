@@ -290,3 +290,18 @@ def test_canonical_json_equals_the_rfc8785_package(value):
 def test_canonical_json_refuses_floats():
     with pytest.raises(TypeError):
         jcs.canonical({"x": 1.5})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,10}", fullmatch=True),
+                       st.text(st.characters(exclude_categories=["Cs"]), max_size=20), max_size=5),
+       st.integers(0, 2**40))
+def test_leaf_bytes_are_the_rfc8785_form_of_the_record(refs, seq):
+    import datetime as dt
+
+    from gateway.audit.entry import AuditEntry, check, encode, record
+
+    entry = AuditEntry("t1", "dpo:e.lemaire", "console.viewed", "success", "ps1-" + "0" * 32, "dmp", refs,
+                       dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    check(entry)
+    assert encode(entry, seq, entry.at) == rfc8785.dumps(record(entry, seq, entry.at))

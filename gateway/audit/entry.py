@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.audit.jcs import canonical
+from gateway.audit.jcs import canonical_ascii_keys
 
 RECORD_VERSION = 1
 MAX_ENTRY_BYTES = 8192  # well under the 65,535 bytes a tlog-tiles entry bundle allows
@@ -110,7 +110,7 @@ def record(entry: AuditEntry, seq: int, at: dt.datetime) -> dict:
 
 def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
     """The leaf bytes (RFC 8785)."""
-    body = canonical(record(entry, seq, at))
+    body = canonical_ascii_keys(record(entry, seq, at))  # keys are ASCII: checked above
     if len(body) > MAX_ENTRY_BYTES:
         raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
     return body
