@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from connectors.base import Recipient
 from gateway.delivery import outbox, trail
+from gateway.delivery.consent_step import consent_recipient
 from gateway.delivery.scope import KIND_CATEGORIES
 from gateway.delivery.model import PENDING, ExchangeRequest, Status
 from gateway.delivery.tables import exchanges
@@ -25,7 +26,7 @@ def cancel_forbidden(store: Store, tenant_id: str, person_local_id: str,
                      now: dt.datetime | None = None) -> list[str]:
     """Re-decide the person's pending items; cancel those now denied. Returns their ids."""
     from gateway.consent import DecisionRequest, Requester, decide_and_record
-    from gateway.consent import Recipient as ConsentRecipient
+    from gateway.consent.vocab import System
 
     now = now or dt.datetime.now(dt.UTC)
     cancelled = []
@@ -40,9 +41,8 @@ def cancel_forbidden(store: Store, tenant_id: str, person_local_id: str,
                                       payload_kind=row.payload_kind, plan_version=row.plan_version)
             decision = decide_and_record(conn, DecisionRequest(
                 tenant_id=tenant_id, person_local_id=person_local_id,
-                recipient=ConsentRecipient.from_identifier(recipient.kind, recipient.identifier,
-                                                           recipient.profession),
-                system=row.system, purpose=row.purpose,
+                recipient=consent_recipient(recipient),
+                system=System(row.system), purpose=row.purpose,
                 data_categories=frozenset(KIND_CATEGORIES.get(row.payload_kind, ())),
                 requester=Requester(actor="system:consent-change"), names_ins=True), now=now)
             if decision.permitted:
