@@ -43,6 +43,8 @@ ECHANGE = "echange"  # L.1110-4 II, recipient takes part in the care
 TEAM_SHARING = "partage-equipe"  # L.1110-4 III al. 1
 OUTSIDE_TEAM = "hors-equipe"  # L.1110-4 III al. 2
 
+NOT_CONSENT = frozenset({ConsentKind.team_recognition, ConsentKind.agreement, ConsentKind.opposition,
+                         ConsentKind.emergency_opposition})
 IDENTIFIER_KINDS = frozenset({"rpps", "finess", "mssante", "adeli", "local"})
 
 
@@ -89,9 +91,10 @@ class Context:
         return [v for v in self.verdicts if v.effect is Effect.deny]
 
     def explicit_permits(self) -> list[Verdict]:
-        """Permits that name their recipients: what L.1110-4 III al. 2 calls prior consent."""
-        return [v for v in self.permits if v.names_actor
-                and v.directive.kind not in (ConsentKind.team_recognition, ConsentKind.agreement)]
+        """Permits that name their recipients: what L.1110-4 III al. 2 calls prior consent.
+        An exception inside an opposition only lifts the opposition for what it names; it is
+        not a consent (nor is a team recognition, nor a TDDUI agreement)."""
+        return [v for v in self.permits if v.names_actor and v.directive.kind not in NOT_CONSENT]
 
 
 def matches(p: Provision, ctx_tokens: frozenset[Token], purpose: str,

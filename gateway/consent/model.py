@@ -50,6 +50,12 @@ class Recipient:
     profession: Profession | None = None
     organisation: str | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "kind", RecipientKind(self.kind))
+        if self.profession is not None:
+            object.__setattr__(self, "profession", Profession(self.profession))
+        object.__setattr__(self, "identifiers", tuple(tuple(t) for t in self.identifiers))
+
     @classmethod
     def of(cls, kind: RecipientKind | str, *, rpps: str | None = None, finess: str | None = None,
            mssante: str | None = None, profession: Profession | str | None = None,
@@ -112,6 +118,14 @@ class DecisionRequest:
     labels: frozenset[str] = frozenset()  # e.g. vocab.LABEL_MINOR_SECRET
     urgency: bool = False  # R.1110-3 III: person unable to express their will, urgent
     justification: str | None = None  # break-glass justification (L.1111-17 I)
+
+    def __post_init__(self):
+        # Accept plain strings and any iterable from callers (delivery spine, API, CLI).
+        object.__setattr__(self, "system", System(self.system))
+        if self.flow is not None:
+            object.__setattr__(self, "flow", Flow(self.flow))
+        object.__setattr__(self, "data_categories", frozenset(self.data_categories))
+        object.__setattr__(self, "labels", frozenset(self.labels))
 
 
 # ------------------------------------------------------------------ the decision
