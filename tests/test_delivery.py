@@ -229,3 +229,27 @@ def test_the_api_creates_follows_and_isolates_exchanges(spine):
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
         not_dead = client.post(f"/exchanges/{shown['id']}/$replay", headers=auth)
         assert not_dead.status_code == 409
+
+
+def test_the_cli_syncs_lists_and_shows_exchanges_in_french(tmp_path, capsys):
+    from gateway.cli.main import main
+    from gateway.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    store = Store(url)
+    store.migrate()
+    tenant = store.create_tenant("pf", "Plateforme", "510000011")
+    allowed = stored(store, tenant, "p001-enfant-tnd.json")
+    refused = stored(store, tenant, "p005-enfant-tnd.json")
+    db = ["--database", url, "--tenant", "pf"]
+    assert main(["sync", allowed.person.local_id, "--to", "eparcours", *db]) == 0
+    assert "en file" in capsys.readouterr().out
+    assert main(["sync", refused.person.local_id, "--to", "eparcours", *db]) == 1
+    out = capsys.readouterr().out
+    assert "refusé" in out and "qualifi" in out
+    assert main(["exchanges", "list", "--status", "queued", *db]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    exchange_id = line.split("\t")[0]
+    assert main(["exchanges", "show", exchange_id, *db]) == 0
+    assert "en file" in capsys.readouterr().out
+    assert main(["exchanges", "replay", exchange_id, *db]) == 4  # only dead letters replay

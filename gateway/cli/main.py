@@ -12,8 +12,9 @@ from gateway.cli.commands import consent
 from gateway.cli.commands import fhir
 from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
+from gateway.cli.commands import delivery
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery)
 
 
 def build_parser() -> french.Parser:
