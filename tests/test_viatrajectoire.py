@@ -544,3 +544,55 @@ def test_without_the_structure_certificate_the_handshake_fails(connector):
 def test_an_unknown_payload_kind_is_refused(connector):
     with pytest.raises(PermanentError, match="non pris en charge"):
         connector().send(envelope("tddui-bundle", {"resourceType": "Bundle"}))
+
+
+def test_a_refused_evaluation_is_said_once_and_does_not_block_the_status_poll(peer, connector):
+    [seeded] = sdo.seed_decisions(peer.store, plans(13), destination=FINESS)
+    sdo.publish_status(peer.store, structure=OTHER, esms_name="MAS (fictif)", unit_status="186",
+                       decision_number=seeded.decision_number, national_id=seeded.national_id)
+    client = connector()
+    client.await_evaluation(seeded.national_id)
+    list(client.poll_decisions())
+    peer.faults.add(Fault(status=400))  # the evaluation search is refused for good
+    kinds = [i.kind for i in client.poll_evaluations()] + [i.kind for i in client.poll_statuses()]
+    assert kinds == ["sdo-evaluation-refused", "sdo-status"]
+    assert client.cursor["evaluations"] == {}
+
+
+def test_a_decision_file_gone_between_search_and_read_is_skipped_then_read_later(peer, connector):
+    seeded = sdo.seed_decisions(peer.store, plans(14), destination=FINESS)
+    client = connector()
+    peer.faults.add(Fault())  # the search goes through…
+    peer.faults.add(Fault(status=404))  # …the first read does not
+    assert len(list(client.poll_decisions())) == len(seeded) - 1
+    client.cursor = {**client.cursor, "decisions": {"since": None, "seen": {}}}
+    assert [i.kind for i in client.poll_decisions()] == ["sdo-decision"] * len(seeded)
+
+
+SDO_PACKAGE = Path("/work/shared/reference/fhir-packages/ans.fhir.fr.sdo#4.0.7.tgz")
+TERMINOLOGY = Path("/work/shared/reference/fhir-packages/ans.fr.terminologies-subset#0.0.0-from-pdsm-combined.tgz")
+
+
+@pytest.fixture(scope="module")
+def official_profiles():
+    if not SDO_PACKAGE.exists():
+        pytest.skip("paquet FHIR ans.fhir.fr.sdo#4.0.7 absent de /work/shared/reference/fhir-packages")
+    from gateway.conformance.fhir.compile import compile_packages
+    from gateway.conformance.fhir.rules import RuleSet
+    from gateway.conformance.fhir.validator import Validator
+
+    packages = [SDO_PACKAGE] + ([TERMINOLOGY] if TERMINOLOGY.exists() else [])
+    return Validator(RuleSet(compile_packages(packages, "ans.fhir.fr.sdo")), best_practice=False)
+
+
+@pytest.mark.parametrize("resource, profile", [
+    (lambda: consent_for("SDO-51-1"), "esms-consent"),
+    (lambda: status_for(sdo.SeededDecision("U1", "D1", "CDAPH-51-1", "SDO-51-1", "", "")), "esms-task"),
+    (lambda: status_for(sdo.SeededDecision("U1", "D1", "CDAPH-51-1", "SDO-51-1", "", ""), status="47", reason=None,
+                        unit_id="ROR-OI-42", unit_name="SESSAD", unit_status="186", organisation_category="01",
+                        unit_status_date=dt.date(2026, 11, 25), care_mode="47", reception_timing="02",
+                        sequential=False, unit_reason=None), "esms-task"),
+], ids=["consent", "status", "status-with-unit"])
+def test_what_relais_sends_conforms_to_the_published_sdo_profiles(official_profiles, resource, profile):
+    problems = official_profiles.validate(resource(), f"https://interop.esante.gouv.fr/ig/fhir/sdo/StructureDefinition/{profile}")
+    assert [p for p in problems if p.severity == "error"] == []

@@ -20,6 +20,7 @@ from connectors.viatrajectoire.connector import (
     INBOUND_DECISION,
     INBOUND_DECISION_REJECTED,
     INBOUND_EVALUATION,
+    INBOUND_EVALUATION_REFUSED,
     INBOUND_STATUS,
     KIND_CONSENT,
     KIND_STATUS,
@@ -37,7 +38,8 @@ from connectors.viatrajectoire.resources import (
 )
 
 __all__ = [
-    "INBOUND_DECISION", "INBOUND_DECISION_REJECTED", "INBOUND_EVALUATION", "INBOUND_STATUS",
+    "INBOUND_DECISION", "INBOUND_DECISION_REJECTED", "INBOUND_EVALUATION", "INBOUND_EVALUATION_REFUSED",
+    "INBOUND_STATUS",
     "KIND_CONSENT", "KIND_STATUS", "SYSTEM", "DecisionDocument", "DecisionDocumentError", "DecisionFile",
     "PersonTraits", "ResourceError", "StatusReport", "ViaTrajectoireConnector", "build", "build_consent",
     "build_status_task", "decision_file", "id_nat_struct", "orientation_records", "parse_decision_cda",

@@ -42,11 +42,13 @@ KIND_STATUS = "sdo-status"
 INBOUND_DECISION = "sdo-decision"
 INBOUND_DECISION_REJECTED = "sdo-decision-rejected"
 INBOUND_EVALUATION = "sdo-evaluation"
+INBOUND_EVALUATION_REFUSED = "sdo-evaluation-refused"
 INBOUND_STATUS = "sdo-status"
 
 FIRST_CONNECTION = dt.timedelta(days=30)  # st_flux5: J-30 on the first connection
 NOMINAL_WINDOW = dt.timedelta(days=1)  # st_flux5: J-1 nominal
 EVALUATION_WAIT = dt.timedelta(days=30)
+GONE = {"403", "404", "410"}
 
 
 def _instant(moment: dt.datetime) -> str:
@@ -179,7 +181,12 @@ class ViaTrajectoireConnector:
             since = self._cursor["decisions"]["since"]
         start = self._window(since, started).date()
         for doc_id in list(decisions.search(self.client, start)):
-            docref = decisions.read(self.client, doc_id)
+            try:
+                docref = decisions.read(self.client, doc_id)
+            except PermanentError as exc:
+                if exc.code in GONE:  # withdrawn or no longer ours between search and read
+                    continue
+                raise
             marker = _marker(docref)
             with self._lock:
                 previous = self._cursor["decisions"]["seen"].get(doc_id)
@@ -221,7 +228,15 @@ class ViaTrajectoireConnector:
         with self._lock:
             pending = dict(self._cursor["evaluations"])
         for national_id, added in pending.items():
-            found = evaluation.find(self.client, national_id)
+            try:
+                found = evaluation.find(self.client, national_id)
+            except PermanentError as exc:  # said once, then dropped: it must not block the poll
+                with self._lock:
+                    self._cursor["evaluations"].pop(national_id, None)
+                yield Inbound(SYSTEM, INBOUND_EVALUATION_REFUSED, f"DocumentReference?identifier={national_id}",
+                              FHIR_JSON, b"", {"flow": "3.2", "idNat_Decision": national_id,
+                                               "reason": exc.reason, "code": exc.code or ""})
+                continue
             if found is None:
                 since = _parse_instant(added)
                 if since is not None and now - since > EVALUATION_WAIT:

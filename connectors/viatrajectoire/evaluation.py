@@ -10,7 +10,7 @@ from connectors.base import PermanentError
 from connectors.fhirhttp import FhirClient
 from connectors.viatrajectoire import searchset, vocab
 
-NOT_YET = {"401", "403", "404"}
+NOT_YET = {"403", "404"}  # "not authorised (yet)" as a refusal rather than an empty searchset
 
 
 def find(client: FhirClient, national_decision_id: str) -> dict | None:
