@@ -596,3 +596,16 @@ def official_profiles():
 def test_what_relais_sends_conforms_to_the_published_sdo_profiles(official_profiles, resource, profile):
     problems = official_profiles.validate(resource(), f"https://interop.esante.gouv.fr/ig/fhir/sdo/StructureDefinition/{profile}")
     assert [p for p in problems if p.severity == "error"] == []
+
+
+def test_the_demo_peer_serves_the_fixtures_decisions_over_plain_loopback():
+    peer = sdo.sdo_sandbox(FINESS, plans(1, 2))
+    with ThreadedServer(peer.app) as running:
+        client = ViaTrajectoireConnector(FhirEndpoint(base_url=running.url, token_url=f"{running.url}/oauth/token",
+                                                      client_id="relais", client_secret="sandbox-secret"),
+                                         struct_idnat=FINESS)
+        try:
+            assert len([i for i in client.poll() if i.kind == "sdo-decision"]) == \
+                sum(len(p["orientation_decisions"]) for p in plans(1, 2))
+        finally:
+            client.close()

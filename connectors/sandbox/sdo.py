@@ -68,6 +68,14 @@ def make_sandbox(finess_eg: str, store: ResourceStore | None = None) -> FhirSand
     return sandbox
 
 
+def sdo_sandbox(finess_eg: str, plans: Iterable = (), *, now: dt.datetime | None = None) -> FhirSandbox:
+    """The peer for the demo: the SI-SDO serving the decision files (and evaluations) of the
+    given synthetic plans to the ESMS `finess_eg`. Run it with `ThreadedServer(peer.app, tls=…)`."""
+    sandbox = make_sandbox(finess_eg)
+    seed_decisions(sandbox.store, plans, destination=finess_eg, now=now)
+    return sandbox
+
+
 def _struct(headers: Mapping[str, str]) -> str:
     return headers.get("struct_idnat") or ""
 
