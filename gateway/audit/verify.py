@@ -343,13 +343,14 @@ def _suspect_range(report: Report, lo: int, hi: int) -> None:
 def _claimed_leaves(directory: Path, checkpoints, report: Report) -> list[bytes] | None:
     """Leaf hashes of the level-0 tiles, for the largest checkpoint size they are complete for."""
     for checkpoint, _ in reversed(checkpoints):
-        blob = b""
+        parts = []
         for n, width in enumerate(tiles.tile_widths(checkpoint.size).get(0, [])):
             path = directory / tiles.tile_path(0, n, width)
             if not path.is_file():
                 break
-            blob += path.read_bytes()
+            parts.append(path.read_bytes())
         else:
+            blob = b"".join(parts)
             if len(blob) == checkpoint.size * 32:
                 return [blob[i : i + 32] for i in range(0, len(blob), 32)]
     if checkpoints:
