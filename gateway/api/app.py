@@ -17,6 +17,7 @@ from gateway.api.routers import consents
 from gateway.api.routers import fhir
 from gateway.api.routers import audit
 from gateway.api.routers import exchanges
+from gateway.api.routers import inbound
 from gateway.delivery import hooks
 from gateway.delivery.consent_step import consent_decider
 from gateway.settings import Settings, settings as default_settings
@@ -57,6 +58,7 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.include_router(fhir.router)
     app.include_router(audit.router)
     app.include_router(exchanges.router)
+    app.include_router(inbound.router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

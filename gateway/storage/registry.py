@@ -15,6 +15,7 @@ TABLE_MODULES = (
     "gateway.audit.tables",
     "gateway.consent.tables",
     "gateway.delivery.tables",
+    "gateway.inbound.tables",
 )
 
 

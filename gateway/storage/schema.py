@@ -105,3 +105,16 @@ plan_versions = sa.Table(
     ),
     sa.CheckConstraint("version >= 1", name="version_positive"),
 )
+
+# The person's national identifier (INS) → their local id, per tenant: inbound messages
+# (decisions, documents, notifications) name the person by INS. Two persons of a tenant with
+# the same INS are an identity duplicate (identitovigilance): a lookup then finds no one
+# rather than guessing, and the duplicate is reported.
+person_identifiers = sa.Table(
+    "person_identifiers",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # "ins"
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("person_local_id", _ordered_string(64), primary_key=True),
+)

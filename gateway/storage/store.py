@@ -34,7 +34,7 @@ from gateway import audit
 from gateway.model import Plan
 from gateway.plans.canonical import canonical_json, content_hash, etag
 from gateway.storage.engine import WRITE, is_memory_sqlite, make_engine, normalise_url
-from gateway.storage.schema import api_keys, persons, plan_versions, tenants
+from gateway.storage.schema import api_keys, person_identifiers, persons, plan_versions, tenants
 
 
 class StorageError(Exception):
@@ -132,6 +132,40 @@ def _now() -> dt.datetime:
 def _secret_digest(secret: str) -> str:
     # The secret is 256 random bits: a fast hash is enough (no password stretching needed).
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def _identifiers(plan: Plan) -> set[tuple[str, str]]:
+    """What inbound messages may name the person by: the INS, and the CDAPH decision numbers
+    (national and MDPH) of the plan's orientation decisions (SDO flows 3 and 5)."""
+    out = {("ins", plan.person.ins.value)} if plan.person.ins else set()
+    for decision in plan.orientation_decisions:
+        out.add(("decision", decision.decision_number))
+        if decision.national_id:
+            out.add(("decision-nat", decision.national_id))
+    return out
+
+
+def _index_identifiers(conn: Connection, tenant: Tenant, plan: Plan) -> None:
+    """Keep the identifier → local id index in step with the current version (same transaction)."""
+    local_id = plan.person.local_id
+    t = person_identifiers.c
+    current = {(r.kind, r.value) for r in conn.execute(sa.select(t.kind, t.value).where(
+        t.tenant_id == tenant.id, t.person_local_id == local_id))}
+    wanted = _identifiers(plan)
+    for kind, value in current - wanted:
+        conn.execute(sa.delete(person_identifiers).where(
+            t.tenant_id == tenant.id, t.person_local_id == local_id, t.kind == kind, t.value == value))
+    for kind, value in sorted(wanted - current):
+        conn.execute(sa.insert(person_identifiers).values(
+            tenant_id=tenant.id, kind=kind, value=value[:64], person_local_id=local_id))
+
+
+def holders(conn: Connection, tenant_id: str, kind: str, value: str) -> list[str]:
+    """The local ids of the tenant's persons known by this identifier (more than one for an
+    INS: an identity duplicate — identitovigilance — so callers must not pick one)."""
+    t = person_identifiers.c
+    return list(conn.execute(sa.select(t.person_local_id).where(
+        t.tenant_id == tenant_id, t.kind == kind, t.value == value[:64]).order_by(t.person_local_id)).scalars())
 
 
 def _if_match_names(header: str, current_etag: str) -> bool:
@@ -516,6 +550,7 @@ class Store:
                 )
                 if bumped.rowcount != 1:  # cannot happen under the lock; never half-write
                     raise _LostRace
+                _index_identifiers(conn, tenant, plan)
                 # Same transaction: the version exists iff its audit entry does.
                 audit.append(conn, audit.AuditEntry(
                     tenant_id=tenant.id, actor=actor, action="plan.version.stored",

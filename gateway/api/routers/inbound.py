@@ -1,0 +1,50 @@
+"""What the national and regional systems sent back, for the coordinator's review."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from gateway.api.deps import get_store, get_tenant
+from gateway.api.pagination import LIMIT, page
+from gateway.inbound import review
+from gateway.plans import loads_object
+from gateway.storage import Store, Tenant
+
+router = APIRouter(tags=["réceptions"])
+
+
+@router.get("/inbound", summary="Éléments reçus (décisions, notifications, documents), paginé")
+def list_inbound(
+    request: Request,
+    response: Response,
+    status: str | None = Query(None, pattern="^(recorded|proposed|applied|rejected|unmatched|quarantined)$"),
+    person: str | None = Query(None, pattern=r"^[A-Za-z0-9._\-]{1,64}$"),
+    system: str | None = Query(None, pattern="^[a-z][a-z0-9-]{1,31}$"),
+    limit: int = LIMIT,
+    before: int | None = Query(None, ge=1),
+    tenant: Tenant = Depends(get_tenant),
+    store: Store = Depends(get_store),
+) -> dict:
+    items = review.listing(store, tenant, status=status, person=person, system=system, limit=limit, before=before)
+    return page(request, response, [i.as_dict() for i in items], limit, "before", items[-1].seq if items else None)
+
+
+@router.get("/inbound/{item_id}", summary="Un élément reçu et sa proposition")
+def get_inbound(item_id: str, tenant: Tenant = Depends(get_tenant), store: Store = Depends(get_store)) -> dict:
+    return review.get(store, tenant, item_id).as_dict()
+
+
+@router.post("/inbound/{item_id}/$apply", summary="Appliquer la proposition (nouvelle version du projet)")
+def apply(item_id: str, if_match: str | None = Header(None), tenant: Tenant = Depends(get_tenant),
+          store: Store = Depends(get_store)) -> dict:
+    version = review.apply(store, tenant, item_id, if_match=if_match, actor=f"key:{tenant.slug}")
+    return {"id": item_id, "status": "applied", "version": version}
+
+
+@router.post("/inbound/{item_id}/$reject", summary="Rejeter l'élément (motif obligatoire)")
+async def reject(item_id: str, request: Request, tenant: Tenant = Depends(get_tenant),
+                 store: Store = Depends(get_store)) -> dict:
+    body = loads_object(await request.body() or b"{}", max_bytes=16 * 1024)
+    reason = str(body.get("reason") or "").strip() or "rejeté sans motif précisé"
+    review.reject(store, tenant, item_id, actor=f"key:{tenant.slug}", reason=reason)
+    return {"id": item_id, "status": "rejected"}

@@ -1,0 +1,125 @@
+"""The coordinator's review of what was received: read, apply a proposal (a new plan version,
+guarded by If-Match like any write), or reject it. Nothing changes a plan without this step."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from gateway.audit import AuditEntry, append, pseudonym
+from gateway.inbound.tables import inbound_items
+from gateway.model import Plan
+from gateway.plans import validate_plan
+from gateway.storage import Store, Tenant
+from gateway.storage.store import Conflict, NotFound
+
+I = inbound_items.c
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    seq: int
+    system: str
+    kind: str
+    peer_reference: str
+    person: str | None
+    status: str
+    summary: dict
+    proposal: dict | None
+    received_at: dt.datetime
+    reviewed_by: str | None
+    applied_version: int | None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "system": self.system, "kind": self.kind,
+                "peer_reference": self.peer_reference, "person": self.person, "status": self.status,
+                "summary": self.summary, "proposal": self.proposal,
+                "received_at": self.received_at.isoformat(), "reviewed_by": self.reviewed_by,
+                "applied_version": self.applied_version}
+
+
+def _item(row) -> Item:
+    return Item(row.id, row.seq, row.system, row.kind, row.peer_reference, row.person_local_id,
+                row.status, json.loads(row.summary), json.loads(row.proposal) if row.proposal else None,
+                row.received_at, row.reviewed_by, row.applied_version)
+
+
+def listing(store: Store, tenant: Tenant, *, status: str | None = None, person: str | None = None,
+            system: str | None = None, limit: int = 50, before: int | None = None) -> list[Item]:
+    query = sa.select(inbound_items).where(I.tenant_id == tenant.id)
+    for column, value in ((I.status, status), (I.person_local_id, person), (I.system, system)):
+        if value:
+            query = query.where(column == value)
+    if before:
+        query = query.where(I.seq < before)
+    with store.reading() as conn:
+        return [_item(r) for r in conn.execute(query.order_by(I.seq.desc()).limit(limit))]
+
+
+def get(store: Store, tenant: Tenant, item_id: str) -> Item:
+    with store.reading() as conn:
+        row = conn.execute(sa.select(inbound_items).where(I.tenant_id == tenant.id, I.id == item_id)).first()
+    if row is None:
+        raise NotFound(f"élément reçu {item_id[:40]!r} introuvable")
+    return _item(row)
+
+
+def merged(plan: Plan, proposal: dict) -> dict:
+    """The plan with the proposal merged: orientation decisions replace the ones with the same
+    decision number (an updated decision), others are added."""
+    data = plan.model_dump(mode="json")
+    incoming = proposal.get("orientation_decisions") or []
+    numbers = {(d["decision_number"], d.get("right_type_code")) for d in incoming}
+    kept = [d for d in data["orientation_decisions"]
+            if (d["decision_number"], d.get("right_type_code")) not in numbers]
+    taken = {d["id"] for d in kept}
+    for decision in incoming:
+        if decision["id"] in taken:  # keep ids unique inside the plan
+            decision = {**decision, "id": f"{decision['id'][:58]}-{len(taken) + 1}"}
+        taken.add(decision["id"])
+        kept.append(decision)
+    data["orientation_decisions"] = kept
+    return data
+
+
+def apply(store: Store, tenant: Tenant, item_id: str, *, if_match: str | None, actor: str,
+          today: dt.date | None = None) -> int:
+    """Apply the proposal as a new plan version; returns the version number."""
+    item = get(store, tenant, item_id)
+    if item.status != "proposed" or not item.proposal or not item.person:
+        raise Conflict(f"cet élément n'a pas de proposition en attente (statut : {item.status})")
+    current = store.get_plan(tenant, item.person)
+    plan = Plan.model_validate_json(current.content)
+    candidate, problems = validate_plan(merged(plan, item.proposal), today or dt.date.today())
+    if candidate is None:
+        first = next(p for p in problems if p.severity.value == "error")
+        raise Conflict(f"la proposition rendrait le projet invalide : {first.location} {first.message}")
+    result = store.put_plan(tenant, candidate, if_match=if_match or current.etag, actor=actor)
+    with store.transaction() as conn:
+        conn.execute(sa.update(inbound_items).where(I.tenant_id == tenant.id, I.id == item_id).values(
+            status="applied", reviewed_by=actor, reviewed_at=dt.datetime.now(dt.UTC),
+            applied_version=result.version.version))
+        append(conn, AuditEntry(tenant_id=tenant.id, actor=actor, action="inbound.applied",
+                                outcome="success", subject=pseudonym(conn, tenant.id, item.person),
+                                system=item.system,
+                                refs={"inbound": item_id, "version": str(result.version.version)}))
+    return result.version.version
+
+
+def reject(store: Store, tenant: Tenant, item_id: str, *, actor: str, reason: str) -> None:
+    item = get(store, tenant, item_id)
+    if item.status not in ("proposed", "unmatched", "recorded"):
+        raise Conflict(f"cet élément ne peut plus être rejeté (statut : {item.status})")
+    with store.transaction() as conn:
+        conn.execute(sa.update(inbound_items).where(I.tenant_id == tenant.id, I.id == item_id).values(
+            status="rejected", reviewed_by=actor, reviewed_at=dt.datetime.now(dt.UTC),
+            summary=json.dumps({**item.summary, "rejet": reason[:500]}, ensure_ascii=False)))
+        append(conn, AuditEntry(tenant_id=tenant.id, actor=actor, action="inbound.rejected",
+                                outcome="success",
+                                subject=pseudonym(conn, tenant.id, item.person) if item.person else None,
+                                system=item.system, refs={"inbound": item_id}))
+
