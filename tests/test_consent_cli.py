@@ -123,3 +123,30 @@ def test_unknown_person_and_bad_usage(capsys, db):
     assert code == 3 and "introuvable" in err
     code, _, err = run(capsys, "consent", "explain", ADULT, "--to", "fax", "--purpose", "COC")
     assert code == 2 and "choix invalide" in err
+
+
+def test_an_opposition_imported_from_the_cli_cancels_pending_exchanges(capsys, db, tmp_path):
+    from connectors.base import Recipient as DeliveryRecipient
+    from gateway.consent import ConsentRegistry
+    from gateway.consent.vocab import InformationTopic
+    from gateway.delivery import outbox, pipeline
+    from gateway.delivery.consent_step import consent_decider
+    from gateway.delivery.model import ExchangeRequest, Status
+    from tests.test_consent_support import info
+
+    with Store(db) as store:
+        tenant = store.get_tenant("plateforme-a")
+        ConsentRegistry(store).record_information(tenant, ADULT, info(InformationTopic.care_team_sharing),
+                                                  actor="test")
+        exchange = pipeline.submit(store, tenant, ExchangeRequest(
+            person_local_id=ADULT, system="eparcours",
+            recipient=DeliveryRecipient(kind="system", identifier="eparcours"), purpose="COC",
+            payload_kind="tddui-bundle"), actor="test", decider=consent_decider).exchange
+        with store.engine.connect() as conn:
+            assert outbox.get(conn, tenant.id, exchange.id).status is Status.queued
+    opposition = consent("deny", person=ADULT, kind=ConsentKind.opposition.value, actors=[("system", "eparcours")])
+    code, out, _ = run(capsys, "consent", "import", write(tmp_path, "o.json", opposition),
+                       "--tenant", "plateforme-a", "--database", db)
+    assert code == 0, out
+    with Store(db) as store, store.engine.connect() as conn:
+        assert outbox.get(conn, tenant.id, exchange.id).status is Status.cancelled

@@ -20,23 +20,16 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.audit import AuditEntry, append, pseudonym
 from gateway.consent.model import Decision, DecisionRequest
 from gateway.consent.pdp import decide
 from gateway.consent.tables import consent_decisions
-
-try:  # the audit trail (gateway/audit) lands in parallel; see `audit` below
-    from gateway.audit import AuditEntry, append, pseudonym
-except (ImportError, AttributeError):  # pragma: no cover - only before gateway.audit exists
-    AuditEntry = append = pseudonym = None
 
 
 def audit(conn: Connection, *, tenant_id: str, actor: str, action: str, outcome: str,
           person_local_id: str, system: str | None = None, refs: dict[str, str] | None = None,
           at: dt.datetime | None = None) -> int:
-    """Append one audit entry in `conn`'s transaction; returns its leaf index
-    (-1 only in a tree where gateway.audit does not exist yet)."""
-    if append is None:  # pragma: no cover
-        return -1
+    """Append one audit entry in `conn`'s transaction; returns its leaf index."""
     subject = pseudonym(conn, tenant_id, person_local_id)
     return append(conn, AuditEntry(
         tenant_id=tenant_id, actor=actor, action=action, outcome=outcome, subject=subject,

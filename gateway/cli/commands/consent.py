@@ -7,6 +7,7 @@ exit 0 when permitted, 1 when refused. Like every decision, it is recorded in th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -115,6 +116,19 @@ def register(sub) -> None:
     inf.set_defaults(func=run_inform)
 
 
+@contextlib.contextmanager
+def _outbox_hook(store):
+    """While the command runs, consent changes cancel the pending exchanges they forbid
+    (the API server wires the same hook for its lifetime)."""
+    from gateway.delivery import hooks
+
+    unsubscribe = hooks.subscribe(store)
+    try:
+        yield
+    finally:
+        unsubscribe()
+
+
 def _read(path: str) -> dict:
     return loads_object(Path(path).read_bytes(), max_bytes=settings().max_body_bytes)
 
@@ -138,7 +152,11 @@ def _person_of(resource: object, override: str | None) -> str | None:
 def run_import(args) -> int:
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
-    registry = ConsentRegistry(store)
+    with _outbox_hook(store):
+        return _import(args, tenant, ConsentRegistry(store))
+
+
+def _import(args, tenant, registry: ConsentRegistry) -> int:
     status = 0
     for path in args.files:
         try:
@@ -189,7 +207,8 @@ def run_export(args) -> int:
 def run_withdraw(args) -> int:
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
-    stored = ConsentRegistry(store).withdraw(tenant, args.person, args.consent, actor="cli")
+    with _outbox_hook(store):
+        stored = ConsentRegistry(store).withdraw(tenant, args.person, args.consent, actor="cli")
     print(f"consentement {stored.id} retiré (version {stored.version}, statut {stored.status}) : "
           "effet immédiat sur les décisions suivantes")
     return 0
@@ -265,7 +284,8 @@ def run_care_team(args) -> int:
     if args.import_file:
         try:
             resource = _read(args.import_file)
-            stored = registry.put_care_team(tenant, args.person, resource, actor="cli")
+            with _outbox_hook(store):
+                stored = registry.put_care_team(tenant, args.person, resource, actor="cli")
         except (OSError, JsonInputError) as exc:
             print(f"{args.import_file}: $: [file-unreadable] fichier illisible ({exc})")
             return INVALID
