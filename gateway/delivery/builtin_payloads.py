@@ -36,3 +36,5 @@ def _tddui_gate(payload: bytes) -> list[Problem]:
 
 register(PayloadKind(name="tddui-bundle", content_type=FHIR_JSON, build=_tddui_bundle,
                      validate=_tddui_gate))
+
+from gateway.delivery import payload_sdo  # noqa: E402,F401  (registers sdo-status, sdo-consent)

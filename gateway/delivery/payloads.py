@@ -10,9 +10,19 @@ from dataclasses import dataclass
 from gateway.model import Plan, Problem
 
 
+class BuildError(ValueError):
+    """The plan cannot give this payload (e.g. no decision received from the SI-SDO): the
+    exchange is recorded as invalid with these problems."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class BuildContext:
     tenant_slug: str
+    tenant_finess: str | None
     plan_version: int
     now: dt.datetime
     idempotency_key: str

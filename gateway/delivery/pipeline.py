@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.delivery import outbox, trail
 from gateway.delivery.model import Exchange, ExchangeRequest, Status
-from gateway.delivery.payloads import BuildContext, kind as payload_kind
+from gateway.delivery.payloads import BuildContext, BuildError, kind as payload_kind
 from gateway.delivery.scope import default_categories, restrict
 from gateway.model import Plan, Severity
 from gateway.storage import Store, Tenant
@@ -62,10 +62,13 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     kind = payload_kind(request.payload_kind)
     if not request.data_categories:
         request = replace(request, data_categories=default_categories(request.system, request.payload_kind, plan))
-    context = BuildContext(tenant_slug=tenant.slug, plan_version=stored.version, now=clock(),
-                           idempotency_key=base)
-    payload = kind.build(restrict(plan, request.data_categories), context)
-    problems = kind.validate(payload)
+    context = BuildContext(tenant_slug=tenant.slug, tenant_finess=tenant.finess or plan.platform.finess,
+                           plan_version=stored.version, now=clock(), idempotency_key=base)
+    try:
+        payload = kind.build(restrict(plan, request.data_categories), context)
+        problems = kind.validate(payload)
+    except BuildError as exc:
+        payload, problems = None, exc.problems
     errors = [p for p in problems if p.severity is Severity.error]
 
     with store.transaction() as conn:

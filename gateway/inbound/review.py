@@ -69,13 +69,12 @@ def get(store: Store, tenant: Tenant, item_id: str) -> Item:
 
 
 def merged(plan: Plan, proposal: dict) -> dict:
-    """The plan with the proposal merged: orientation decisions replace the ones with the same
-    decision number (an updated decision), others are added."""
+    """The plan with the proposal merged: the decision received replaces the plan's records of
+    the same CDAPH decision number (the SI-SDO's version is authoritative), others are kept."""
     data = plan.model_dump(mode="json")
     incoming = proposal.get("orientation_decisions") or []
-    numbers = {(d["decision_number"], d.get("right_type_code")) for d in incoming}
-    kept = [d for d in data["orientation_decisions"]
-            if (d["decision_number"], d.get("right_type_code")) not in numbers]
+    numbers = {d["decision_number"] for d in incoming}
+    kept = [d for d in data["orientation_decisions"] if d["decision_number"] not in numbers]
     taken = {d["id"] for d in kept}
     for decision in incoming:
         if decision["id"] in taken:  # keep ids unique inside the plan
