@@ -13,8 +13,9 @@ from gateway.cli.commands import fhir
 from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
 from gateway.cli.commands import delivery
+from gateway.cli.commands import mss
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss)
 
 
 def build_parser() -> french.Parser:
