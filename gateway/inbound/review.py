@@ -122,3 +122,11 @@ def reject(store: Store, tenant: Tenant, item_id: str, *, actor: str, reason: st
                                 subject=pseudonym(conn, tenant.id, item.person) if item.person else None,
                                 system=item.system, refs={"inbound": item_id}))
 
+
+
+def counts(store: Store, tenant: Tenant) -> dict[tuple[str, str], int]:
+    """(system, status) → number of items received."""
+    with store.reading() as conn:
+        rows = conn.execute(sa.select(I.system, I.status, sa.func.count()).where(I.tenant_id == tenant.id)
+                            .group_by(I.system, I.status)).all()
+    return {(system, status): n for system, status, n in rows}
