@@ -567,3 +567,15 @@ def test_membership_basis_is_reported():
     team = (member(DR_HEALTH, basis=MembershipBasis.recognised_by_person),)
     d = verdict(ok_state(team=team), request())
     assert "recognised-by-person" in reasons_of(d)["L3-exchange-care-participant"].message
+
+
+def test_a_representative_out_of_office_no_longer_consents():
+    child = facts(birth=dt.date(2015, 1, 1), reps=[("R1", "parent")])
+    child = dataclasses.replace(child, representative_periods=(("R1", dt.date(2015, 1, 1), dt.date(2026, 6, 30)),))
+    given = consent(kind=ConsentKind.outside_team.value, actors=[("rpps", STRANGER)],
+                    performer="RelatedPerson/R1")
+    d = verdict(ok_state(person=child, consents=[given]), request(to=STRANGER))
+    assert_denied_by(d, "L4-outside-team-prior-consent")
+    assert reasons_of(d)["L17-representative-capacity"].effect == "note"
+    early = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    assert verdict(ok_state(person=child, consents=[given]), request(to=STRANGER), now=early).permitted

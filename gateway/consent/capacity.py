@@ -15,6 +15,7 @@ assists), 459 (personal decisions of a protected adult).
   must be sought. Under a measure **with assistance** (curatelle), the curator helps but never
   consents instead of the person: a curator as sole performer is refused.
 - A parent of an adult, a professional or an organisation never consents for the person.
+- A representative acts only within the period of office the plan records for them.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def performer_refusal(person: PersonFacts, performer: Performer, *, effect: Effe
         return Refusal("L17-representative-unknown",
                        f"le représentant {performer.ref!r} n'est pas enregistré dans le projet de la "
                        "personne", "the representative is not recorded in the person's plan")
+    if not person.representative_in_office(performer.ref, day):
+        return Refusal("L17-representative-not-in-office",
+                       "le représentant n'était pas en fonction à cette date (période du mandat "
+                       "enregistrée dans le projet)", "the representative was not in office on that date")
     if role == "curator":
         return Refusal("L17-curator-cannot-consent-instead",
                        "une mesure d'assistance (curatelle) ne permet pas au curateur de consentir "

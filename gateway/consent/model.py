@@ -280,6 +280,7 @@ class PersonFacts:
     protection_end: dt.date | None = None
     representatives: tuple[tuple[str, str], ...] = ()  # (id, role)
     representative_tokens: frozenset[Token] = frozenset()  # their MSSanté / e-mail addresses
+    representative_periods: tuple[tuple[str, dt.date | None, dt.date | None], ...] = ()  # (id, start, end)
     plan_version: int = 0
 
     def minor_on(self, day: dt.date) -> bool:
@@ -289,6 +290,12 @@ class PersonFacts:
 
     def representative_role(self, rep_id: str) -> str | None:
         return next((role for rid, role in self.representatives if rid == rep_id), None)
+
+    def representative_in_office(self, rep_id: str, day: dt.date) -> bool:
+        for rid, start, end in self.representative_periods:
+            if rid == rep_id:
+                return (start is None or start <= day) and (end is None or day <= end)
+        return True
 
 
 @dataclass(frozen=True)

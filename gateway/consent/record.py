@@ -48,7 +48,7 @@ def audit_decision(conn: Connection, request: DecisionRequest, decision: Decisio
     return audit(conn, tenant_id=request.tenant_id, actor=request.requester.actor,
                  action=f"decision.{decision.effect.value}", outcome=decision.effect.value,
                  person_local_id=request.person_local_id, system=request.system.value,
-                 refs={k: v for k, v in refs.items() if v}, at=decision.decided_at)
+                 refs={k: v for k, v in refs.items() if v})  # the log's own clock (L26)
 
 
 def decide_and_record(conn: Connection, request: DecisionRequest, *,

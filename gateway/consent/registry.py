@@ -120,6 +120,10 @@ def person_facts(plan: dict, version: int) -> PersonFacts:
         for r in person.get("representatives") or []
         for t in r.get("telecom") or [] if t.get("system") in ("mssante", "email"))
     day = dt.date.fromisoformat
+    periods = tuple(
+        (r["id"], day(p["start"]) if (p := r.get("period") or {}).get("start") else None,
+         day(p["end"]) if p.get("end") else None)
+        for r in person.get("representatives") or [])
     return PersonFacts(
         local_id=person["local_id"],
         identity_status=person["identity_status"],
@@ -130,6 +134,7 @@ def person_facts(plan: dict, version: int) -> PersonFacts:
         protection_end=day(period["end"]) if period.get("end") else None,
         representatives=reps,
         representative_tokens=rep_tokens,
+        representative_periods=periods,
         plan_version=version,
     )
 

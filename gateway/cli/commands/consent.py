@@ -41,6 +41,11 @@ from gateway.settings import settings
 
 PROFESSIONS = {"health": "health", "sante": "health", "santé": "health", "social": "social",
                "other": "other", "autre": "other"}
+REGIMES = {"communication-personne": "envoi à la personne elle-même",
+           "dmp-alimentation": "alimentation du DMP", "dmp-bris-de-glace": "accès d'urgence au DMP",
+           "echange": "échange avec un professionnel de la prise en charge",
+           "partage-equipe": "partage au sein de l'équipe de soins",
+           "hors-equipe": "destinataire hors de l'équipe de soins"}
 KINDS = {"professional": "professional", "professionnel": "professional",
          "organisation": "organisation", "structure": "organisation",
          "person": "person", "personne": "person", "system": "system", "systeme": "system"}
@@ -264,7 +269,7 @@ def run_explain(args) -> int:
     verdict = "AUTORISÉ" if decision.permitted else "REFUSÉ"
     label = PURPOSE_LABEL.get(purpose, "finalité inconnue")
     print(f"{verdict} — personne {args.person} → {system.value}, finalité {purpose} ({label}), "
-          f"régime : {decision.regime}")
+          f"régime : {REGIMES.get(decision.regime, decision.regime)}")
     marks = {"permit": "✓", "deny": "✗", "note": "·"}
     for reason in decision.reasons:
         refs = f" [consentements : {', '.join(c.id for c in reason.consents)}]" if reason.consents else ""
