@@ -314,3 +314,81 @@ def test_gate_without_reference_set_says_so_and_never_passes(tmp_path, p001):
     assert "jeu de schématrons introuvable" in problems[0].message
     assert str(tmp_path / "absent") in problems[0].message
     assert problems[0].severity is Severity.error
+
+
+@needs_reference
+def test_document_type_outside_j07_is_caught_through_the_rebuilt_value_set(gate, p001):
+    doc = etree.fromstring(plan_to_cda(p001, now=NOW))
+    one(doc, "cda:code").set("code", "00000-0")
+    errors = [p for p in gate.validate(etree.tostring(doc)) if p.severity is Severity.error]
+    assert any("JDV_J07" in p.message for p in errors)
+
+
+# ------------------------------------------------- schematron compiler (synthetic sets)
+
+SCH = """<schema xmlns="http://purl.oclc.org/dsdl/schematron" queryBinding="xslt2">
+  <ns prefix="cda" uri="urn:hl7-org:v3"/>
+  {body}
+</schema>"""
+
+
+def _compile(tmp_path, body: str, files: dict[str, str] | None = None):
+    from gateway.conformance.cda.sch_compile import compile_schematron
+
+    (tmp_path / "schematrons").mkdir(exist_ok=True)
+    for name, text in (files or {}).items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    main = tmp_path / "schematrons" / "main.sch"
+    main.write_text(SCH.format(body=body), encoding="utf-8")
+    return compile_schematron(main, value_sets=tmp_path / "jeuxDeValeurs", cache=tmp_path / "cache")
+
+
+def test_missing_value_set_file_fails_the_compilation_loudly(tmp_path):
+    from gateway.conformance.cda.sch_compile import SchematronSetError
+
+    body = """<pattern id="p"><let name="jdv" value="'../jeuxDeValeurs/JDV_Absent.xml'"/>
+      <rule context="cda:code"><assert test="@code = document($jdv)//@code">hors jeu</assert></rule></pattern>"""
+    with pytest.raises(SchematronSetError, match="JDV_Absent.xml"):
+        _compile(tmp_path, body)
+
+
+def test_missing_include_fails_the_compilation_loudly(tmp_path):
+    from gateway.conformance.cda.sch_compile import SchematronSetError
+
+    with pytest.raises(SchematronSetError, match="introuvable.*absent.sch"):
+        _compile(tmp_path, '<include href="include/absent.sch"/>')
+
+
+def test_include_with_wrong_case_is_resolved_and_reported(tmp_path):
+    rule = ('<pattern xmlns="http://purl.oclc.org/dsdl/schematron" id="q"><rule context="cda:title">'
+            '<assert test="string(.)">titre vide</assert></rule></pattern>')
+    compiled = _compile(tmp_path, '<include href="include/E_Directive.sch"/>',
+                        {"schematrons/include/E_directive.sch": rule})
+    assert any("E_directive.sch" in note and "casse" in note for note in compiled.notes)
+    assert "titre vide" in compiled.xslt
+
+
+def test_unused_missing_value_set_variable_is_reported_not_fatal(tmp_path):
+    body = """<pattern id="v"><let name="unused" value="'../jeuxDeValeurs/JDV_Absent.xml'"/></pattern>
+      <pattern id="p"><rule context="cda:title"><assert test="string(.)">vide</assert></rule></pattern>"""
+    compiled = _compile(tmp_path, body)
+    assert any("$unused" in note for note in compiled.notes)
+
+
+def test_compiled_rules_report_failures_with_xpath_locations(tmp_path):
+    from gateway.conformance.cda.saxon import compile_xslt, parse, transform
+
+    body = """<pattern id="abstract-check" abstract="true"><rule context="$el">
+        <assert test="@code = $allowed" id="code-rule" role="error">code <value-of select="@code"/> refusé</assert></rule></pattern>
+      <pattern id="concrete" is-a="abstract-check"><param name="el" value="cda:code"/><param name="allowed" value="'A'"/></pattern>"""
+    compiled = _compile(tmp_path, body)
+    path = tmp_path / "out.xsl"
+    path.write_text(compiled.xslt, encoding="utf-8")
+    svrl = etree.fromstring(transform(compile_xslt(path), parse(
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="A"/><x><code code="B"/></x></ClinicalDocument>')))
+    failed = svrl.findall("{http://purl.oclc.org/dsdl/svrl}failed-assert")
+    assert len(failed) == 1
+    assert failed[0].get("location") == "/Q{urn:hl7-org:v3}ClinicalDocument[1]/Q{urn:hl7-org:v3}x[1]/Q{urn:hl7-org:v3}code[1]"
+    assert "code B refusé" in "".join(failed[0].itertext())

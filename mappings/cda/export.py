@@ -406,13 +406,13 @@ def _plan_section(body: etree._Element, plan: Plan, rest: dict) -> None:
         lines.append(("Prochaine révision", plan.next_review.isoformat()))
     for rep in person.representatives:
         lines.append(("Représentant légal",
-                      f"{rep.family_name} {' '.join(rep.given_names)} ({rep.relationship or rep.role.value})"))
+                      f"{rep.family_name} {' '.join(rep.given_names)} ({rep.relationship or N.label(rep.role.value)})"))
     if person.protection:
-        lines.append(("Mesure de protection", f"{person.protection.kind.value} ({person.protection.scope.value})"))
+        lines.append(("Mesure de protection", f"{N.label(person.protection.kind.value)} ({N.label(person.protection.scope.value)})"))
     if plan.life_project:
         lines.append(("Projet de vie", plan.life_project.text))
     if plan.participation:
-        lines.append(("Participation", ", ".join(m.value for m in plan.participation.modes)
+        lines.append(("Participation", ", ".join(N.label(m.value) for m in plan.participation.modes)
                       + (" ; " + ", ".join(plan.participation.communication_means)
                          if plan.participation.communication_means else "")))
     if plan.notes:

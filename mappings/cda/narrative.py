@@ -41,6 +41,14 @@ LABELS = {
     "community": "cité",
     # review kinds
     "scheduled": "programmée", "interim": "intermédiaire", "requested_by_person": "à la demande de la personne",
+    # participation, protection, representatives
+    "meeting_in_person": "réunion en présence", "facilitator": "avec un facilitateur",
+    "alternative_communication": "communication alternative", "written_contribution": "contribution écrite",
+    "represented": "représentée", "sauvegarde_de_justice": "sauvegarde de justice",
+    "curatelle": "curatelle", "curatelle_renforcee": "curatelle renforcée", "tutelle": "tutelle",
+    "habilitation_familiale": "habilitation familiale", "mandat_protection_future": "mandat de protection future",
+    "representation": "représentation", "assistance": "assistance", "parent": "parent",
+    "guardian": "tuteur / représentant", "curator": "curateur", "other_legal": "autre représentant légal",
     # identity status (RNIV)
     "PROV": "provisoire", "RECUP": "récupérée", "VALI": "validée", "QUAL": "qualifiée",
 }

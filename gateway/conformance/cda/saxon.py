@@ -19,15 +19,24 @@ def _processor():
     return PySaxonProcessor(license=False)
 
 
-def compile_xslt(path: Path):
+def compile_xslt(path: Path, documents: dict[str, str] | None = None):
+    """Compile once; value-set documents (param name -> file URI) are parsed once here and
+    bound to the executable, so no transformation parses them again."""
+    from gateway.conformance.cda.sch_compile import SchematronSetError
+
     with _LOCK:
         xslt = _processor().new_xslt30_processor()
         try:
-            return xslt.compile_stylesheet(stylesheet_file=str(path))
+            executable = xslt.compile_stylesheet(stylesheet_file=str(path))
         except Exception as exc:  # saxonche raises PySaxonApiError with the compiler's message
-            from gateway.conformance.cda.sch_compile import SchematronSetError
-
             raise SchematronSetError(f"compilation XSLT impossible ({path.name}) : {exc}") from exc
+        for name, uri in (documents or {}).items():
+            try:
+                node = _processor().parse_xml(xml_uri=uri)
+            except Exception as exc:
+                raise SchematronSetError(f"fichier de jeu de valeurs illisible : {uri} ({exc})") from exc
+            executable.set_parameter(name, node)
+        return executable
 
 
 def parse(xml: bytes):

@@ -44,6 +44,7 @@ class Compiled:
     xslt: str
     files: list[Path] = field(default_factory=list)  # every file read (for the set's sha256)
     notes: list[str] = field(default_factory=list)  # substitutions and case fixes, reported
+    documents: dict[str, str] = field(default_factory=dict)  # stylesheet param -> value-set URI
     title: str = ""
     version: str = ""
 
@@ -235,6 +236,8 @@ _BY_TEMPLATE = re.compile(
     re.DOTALL,
 )
 TEMPLATE_KEY = "relais-template"
+NAME_KEY = "relais-element"
+_BY_NAME = re.compile(r"^//([\w-]+):([\w.-]+)(.*)$", re.DOTALL)
 HL7 = "urn:hl7-org:v3"
 
 
@@ -243,6 +246,10 @@ def _fast(step: str, nsmap: dict[str, str]) -> str:
     elements declaring a template, found through an index instead of a scan of the tree."""
     match = _BY_TEMPLATE.match(step)
     if not match or nsmap.get(match.group(2)) != HL7:
+        named = _BY_NAME.match(step)
+        if named and named.group(1) in nsmap and (not named.group(3) or named.group(3)[0] in "[/"):
+            # `//p:name…` -> the elements of that name from an index (same nodes, same order)
+            return f"key('{NAME_KEY}', 'Q{{{nsmap[named.group(1)]}}}{named.group(2)}'){named.group(3)}"
         return step
     name, root, rest = match.group(1), match.group(4) or match.group(6), match.group(7)
     if rest and not rest.startswith(("/", "[")):
@@ -251,6 +258,21 @@ def _fast(step: str, nsmap: dict[str, str]) -> str:
     if name != "*":
         head += f"[self::{name}]"
     return head + rest
+
+
+_INNER = re.compile(r"(^|[\s(,=|!<>+*\[])//([\w-]+):([\w.-]+)")
+
+
+def _fast_expr(expression: str, nsmap: dict[str, str]) -> str:
+    """`//p:name` anywhere in an expression (outside string literals, at the start of a path)
+    -> the same elements through the name index: absolute paths inside asserts no longer scan
+    the whole document each time they are evaluated."""
+    parts = re.split(r"""('[^']*'|"[^"]*")""", expression)
+    for index in range(0, len(parts), 2):
+        parts[index] = _INNER.sub(
+            lambda m: (f"{m.group(1)}key('{NAME_KEY}', 'Q{{{nsmap[m.group(2)]}}}{m.group(3)}')"
+                       if m.group(2) in nsmap else m.group(0)), parts[index])
+    return "".join(parts)
 
 
 def _select(contexts: list[str], nsmap: dict[str, str] | None = None) -> str:
@@ -287,10 +309,12 @@ def _xsl_text(text: str) -> etree._Element:
     return node
 
 
-def _variable(parent: etree._Element, let: etree._Element, docs: _Documents, needed: bool = True) -> None:
+def _variable(parent: etree._Element, let: etree._Element, docs: _Documents, needed: bool = True,
+              nsmap: dict[str, str] | None = None) -> None:
     var = etree.SubElement(parent, f"{{{XSL}}}variable", name=let.get("name"))
     if let.get("value") is not None:
-        var.set("select", docs.rewrite(let.get("value"), needed, let.get("name")))
+        value = docs.rewrite(let.get("value"), needed, let.get("name"))
+        var.set("select", _fast_expr(value, nsmap) if nsmap else value)
     else:
         for child in let:
             var.append(copy.deepcopy(child))
@@ -327,6 +351,8 @@ def compile_schematron(main: Path, *, value_sets: Path | None, cache: Path) -> C
     etree.SubElement(sheet, f"{{{XSL}}}output", method="xml", indent="no")
     etree.SubElement(sheet, f"{{{XSL}}}key", name=TEMPLATE_KEY, match=f"*[Q{{{HL7}}}templateId]",
                      use=f"Q{{{HL7}}}templateId/@root")
+    etree.SubElement(sheet, f"{{{XSL}}}key", name=NAME_KEY, match="*",
+                     use="'Q{' || namespace-uri() || '}' || local-name()")
     for foreign in schema:
         if isinstance(foreign.tag, str) and etree.QName(foreign).namespace == XSL:
             sheet.append(copy.deepcopy(foreign))
@@ -363,9 +389,9 @@ def compile_schematron(main: Path, *, value_sets: Path | None, cache: Path) -> C
                                         priority=str(10000 - order), mode=mode)
             for child in rule:
                 if child.tag == f"{_S}let":
-                    _variable(template, child, docs)
+                    _variable(template, child, docs, nsmap=nsmap)
                 elif child.tag in (f"{_S}assert", f"{_S}report"):
-                    test = docs.rewrite(child.get("test"))
+                    test = _fast_expr(docs.rewrite(child.get("test")), nsmap)
                     is_assert = child.tag == f"{_S}assert"
                     cond = etree.SubElement(template, f"{{{XSL}}}if", test=f"not({test})" if is_assert else test)
                     result = etree.SubElement(cond, f"{{{SVRL}}}failed-assert" if is_assert else f"{{{SVRL}}}successful-report")
@@ -380,5 +406,45 @@ def compile_schematron(main: Path, *, value_sets: Path | None, cache: Path) -> C
                     _message(text, child)
         etree.SubElement(sheet, f"{{{XSL}}}mode", name=mode, **{"on-no-match": "deep-skip"})
     version = schema.get("schemaVersion") or ""
+    documents = _hoist_documents(sheet)
     xslt = etree.tostring(sheet, encoding="unicode")
-    return Compiled(xslt=xslt, files=files, notes=notes, title=title, version=version)
+    return Compiled(xslt=xslt, files=files, notes=notes, title=title, version=version, documents=documents)
+
+
+_DOC_LITERAL = re.compile(r"""\b(?:fn:)?doc(?:ument)?\(\s*(['"])(file:[^'"]+)\1\s*\)""")
+_DOC_VARIABLE = re.compile(r"""\b(?:fn:)?doc(?:ument)?\(\s*\$([\w.-]+)\s*\)""")
+
+
+def _hoist_documents(sheet: etree._Element) -> dict[str, str]:
+    """Every value-set document the rules open becomes a global `document-node()` parameter:
+    the runner parses each file once and hands the same tree to every transformation, instead
+    of each transformation parsing it again (`saxon.compile_xslt`)."""
+    literal_vars = {}
+    for var in sheet.findall(f"{{{XSL}}}variable"):
+        match = re.fullmatch(r"""\s*(['"])(file:[^'"]+\.xml)\1\s*""", var.get("select") or "")
+        if match:
+            literal_vars[var.get("name")] = match.group(2)
+    documents: dict[str, str] = {}
+    names: dict[str, str] = {}
+
+    def param(uri: str) -> str:
+        if uri not in names:
+            names[uri] = f"relais-vs-{len(names) + 1}"
+            documents[names[uri]] = uri
+        return f"${names[uri]}"
+
+    def fix(text: str) -> str:
+        text = _DOC_LITERAL.sub(lambda m: param(m.group(2)), text)
+        return _DOC_VARIABLE.sub(lambda m: param(literal_vars[m.group(1)]) if m.group(1) in literal_vars
+                                 else m.group(0), text)
+
+    for node in sheet.iter(f"{{{XSL}}}if", f"{{{XSL}}}variable", f"{{{XSL}}}value-of"):
+        for attr in ("test", "select"):
+            if node.get(attr):
+                node.set(attr, fix(node.get(attr)))
+    anchor = sheet.find(f"{{{XSL}}}output")
+    for name, uri in reversed(list(documents.items())):
+        element = etree.Element(f"{{{XSL}}}param", name=name, select=f"doc('{uri}')")
+        element.set("as", "document-node()")
+        anchor.addnext(element)
+    return documents

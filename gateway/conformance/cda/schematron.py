@@ -101,13 +101,14 @@ class SchematronSet:
                     digest.update(_relative(path, self.root).encode())
                     digest.update(path.read_bytes())
                 meta = {"version": self._version(compiled), "sha256": digest.hexdigest(),
-                        "notes": compiled.notes, "files": len(set(compiled.files))}
+                        "notes": compiled.notes, "files": len(set(compiled.files)),
+                        "documents": compiled.documents}
                 self.cache.mkdir(parents=True, exist_ok=True)
                 for stale in self.cache.glob(f"{self.main.stem}-*.*"):
                     stale.unlink(missing_ok=True)
                 cached.write_text(compiled.xslt, encoding="utf-8")
                 sidecar.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-            self._executable = compile_xslt(cached)
+            self._executable = compile_xslt(cached, meta.get("documents", {}))
             self.report = SetReport(self.name, _relative(self.main, self.root), meta["version"],
                                     meta["sha256"], list(meta["notes"]))
 
