@@ -253,3 +253,28 @@ def test_the_cli_syncs_lists_and_shows_exchanges_in_french(tmp_path, capsys):
     assert main(["exchanges", "show", exchange_id, *db]) == 0
     assert "en file" in capsys.readouterr().out
     assert main(["exchanges", "replay", exchange_id, *db]) == 4  # only dead letters replay
+
+
+def test_the_worker_decides_again_when_it_claims_and_sends_nothing_now_forbidden(spine):
+    """No event reaches the outbox here (nobody subscribed): the claim-time decision stops it."""
+    store, tenant, sandbox, worker = spine
+    plan = stored(store, tenant, "p001-enfant-tnd.json")
+    exchange = submit(store, tenant, plan).exchange
+    parent = next(r for r in plan.person.representatives if r.role.value == "parent")
+    ConsentRegistry(store).record_consent(tenant, plan.person.local_id, {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": CS_CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": CS_LOINC, "code": "59284-0"}]},
+                     {"coding": [{"system": CS_CONSENT_CATEGORY, "code": "opposition-L1110-4-IV"}]}],
+        "patient": {"reference": f"Patient/{plan.person.local_id}"},
+        "dateTime": "2026-11-25T10:00:00+01:00",
+        "performer": [{"reference": f"RelatedPerson/{parent.id}"}],
+        "policy": [{"uri": "https://relais.example/notices/information-v1"}],
+        "sourceReference": {"reference": "DocumentReference/evidence-2"},
+        "provision": {"type": "deny"},
+    }, actor="test", now=TODAY)
+    worker.drain()
+    with store.reading() as conn:
+        done = outbox.get(conn, tenant.id, exchange.id)
+    assert done.status is Status.cancelled and "oppose" in done.history[-1].detail
+    assert sandbox.store.count() == 0

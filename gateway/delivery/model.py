@@ -85,6 +85,7 @@ class Exchange:
     created_at: dt.datetime
     updated_at: dt.datetime
     history: list[Event] = field(default_factory=list)
+    data_categories: tuple[str, ...] = ()
 
     def summary(self) -> dict:
         """JSON view for the API (no payload: it holds personal data)."""
@@ -94,6 +95,7 @@ class Exchange:
             "system": self.system,
             "payload_kind": self.payload_kind,
             "purpose": self.purpose,
+            "data_categories": list(self.data_categories),
             "recipient": self.recipient,
             "plan_version": self.plan_version,
             "status": self.status.value,

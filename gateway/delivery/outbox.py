@@ -95,6 +95,7 @@ def insert(
             system=request.system,
             payload_kind=request.payload_kind,
             purpose=request.purpose,
+            data_categories=" ".join(sorted(request.data_categories)) or None,
             recipient=json.dumps(request.recipient.as_dict(), ensure_ascii=False),
             plan_version=plan_version,
             status=status.value,
@@ -155,6 +156,7 @@ class Claimed:
     attempt: int
     created_at: dt.datetime
     plan_version: int | None
+    data_categories: tuple[str, ...] = ()
 
 
 def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int,
@@ -192,6 +194,7 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
             recipient=Recipient(**json.loads(row.recipient)), idempotency_key=row.idempotency_key,
             payload=row.payload, content_type=row.content_type, attempt=row.attempts,
             created_at=row.created_at, plan_version=row.plan_version,
+            data_categories=tuple((row.data_categories or "").split()),
         ))
     return claimed
 
@@ -273,6 +276,7 @@ def _exchange(row, history: list[Event]) -> Exchange:
         status=Status(row.status), decision_id=row.decision_id,
         decision_reasons=json.loads(row.decision_reasons or "[]"),
         idempotency_key=row.idempotency_key, payload_sha256=row.payload_sha256,
+        data_categories=tuple((row.data_categories or "").split()),
         problems=json.loads(row.problems or "[]"), attempts=row.attempts,
         next_attempt_at=row.next_attempt_at, last_error=row.last_error,
         receipt=json.loads(row.receipt) if row.receipt else None,

@@ -124,7 +124,7 @@ def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
         request = ExchangeRequest(
             person_local_id=dead.person_local_id, system=dead.system,
             recipient=_recipient(dead.recipient), purpose=dead.purpose, payload_kind=dead.payload_kind,
-            plan_version=dead.plan_version)
+            data_categories=dead.data_categories, plan_version=dead.plan_version)
         base = outbox.idempotency_key(tenant.id, request, dead.plan_version)
         key = outbox.free_key(conn, tenant.id, request.system, base)
         at = clock()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from connectors.base import Connector, Envelope, PermanentError, TransientError
 from gateway.delivery import outbox, trail
+from gateway.delivery.hooks import recheck_claimed
 from gateway.delivery.model import ExchangeRequest
 from gateway.logs import get_logger
 from gateway.storage import Store
@@ -34,6 +35,7 @@ class Worker:
         batch: int = 10,
         clock: Callable[[], dt.datetime] | None = None,
         rng: random.Random | None = None,
+        recheck: Callable | None = recheck_claimed,
     ):
         self.store = store
         self.connectors = dict(connectors)
@@ -42,6 +44,7 @@ class Worker:
         self.batch = batch
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
+        self.recheck = recheck  # re-decide consent at claim time (None: trust the queueing decision)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -50,8 +53,10 @@ class Worker:
     def run_once(self) -> int:
         """Claim one batch of due items and deliver them; returns how many were handled."""
         with self.store.transaction() as conn:
-            claimed = outbox.claim(conn, owner=self.owner, now=self.clock(), lease=self.lease,
-                                   limit=self.batch)
+            now = self.clock()
+            claimed = outbox.claim(conn, owner=self.owner, now=now, lease=self.lease, limit=self.batch)
+            if self.recheck is not None:
+                claimed = self.recheck(conn, claimed, now)
         for item in claimed:
             self._deliver(item)
         return len(claimed)

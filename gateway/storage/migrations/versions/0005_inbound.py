@@ -1,4 +1,5 @@
-"""Inbound items (decisions, notifications, documents received) and the person identifier index.
+"""Inbound items (decisions, notifications, documents received), the person identifier index,
+and the data categories each exchange carries.
 
 Revision ID: 0005_inbound
 Revises: 0004_delivery
@@ -25,6 +26,7 @@ def _ordered_string(length: int) -> sa.types.TypeEngine:
 
 
 def upgrade() -> None:
+    op.add_column("exchanges", sa.Column("data_categories", sa.String(200), nullable=True))
     op.create_table(
         "person_identifiers",
         sa.Column("tenant_id", sa.String(32), nullable=False),
@@ -63,5 +65,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("exchanges", "data_categories")
     op.drop_table("inbound_items")
     op.drop_table("person_identifiers")
