@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.model import Plan, Problem
 
@@ -26,6 +26,7 @@ class BuildContext:
     plan_version: int
     now: dt.datetime
     idempotency_key: str
+    extras: dict = field(default_factory=dict)  # what the kind's `load` read (e.g. the care team)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class PayloadKind:
     content_type: str
     build: Callable[[Plan, BuildContext], bytes]
     validate: Callable[[bytes], list[Problem]]
+    # Reads what the payload needs beyond the plan: (store, tenant, person local id) -> dict.
+    load: Callable[..., dict] | None = None
 
 
 _KINDS: dict[str, PayloadKind] = {}

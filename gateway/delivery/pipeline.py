@@ -62,8 +62,9 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     kind = payload_kind(request.payload_kind)
     if not request.data_categories:
         request = replace(request, data_categories=default_categories(request.system, request.payload_kind, plan))
+    extras = kind.load(store, tenant, request.person_local_id) if kind.load else {}
     context = BuildContext(tenant_slug=tenant.slug, tenant_finess=tenant.finess or plan.platform.finess,
-                           plan_version=stored.version, now=clock(), idempotency_key=base)
+                           plan_version=stored.version, now=clock(), idempotency_key=base, extras=extras)
     try:
         payload = kind.build(restrict(plan, request.data_categories), context)
         problems = kind.validate(payload)
