@@ -14,6 +14,7 @@ from connectors.base import Connector
 FACTORIES: dict[str, str] = {
     "eparcours": "connectors.eparcours:build",
     "viatrajectoire": "connectors.viatrajectoire:build",
+    "mss": "connectors.mss:build",
 }
 
 
