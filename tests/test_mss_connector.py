@@ -430,3 +430,16 @@ def test_cli_lookup_prints_the_mailboxes(sandbox, monkeypatch, capsys):
         assert relais(["mss", "lookup", "Personne-Inexistante"]) == 3
     finally:
         settings.cache_clear()
+
+
+# ---------------------------------------------------------------------------------- demo
+
+def test_demo_round_trip_sends_each_plan_and_shows_each_reply_as_a_proposed_update(tmp_path):
+    from connectors.sandbox.mss import demo_round_trip, describe
+
+    plans = [load(p) for p in PLANS[:3]]
+    results = demo_round_trip(plans, tmp_path / "demo")
+    assert [r.person for r in results] == [p.person.local_id for p in plans]
+    assert all(r.acknowledgement == "processed" for r in results)
+    assert all(any("/next_review" in line for line in r.proposal_lines) for r in results)
+    assert "mise à jour proposée au coordinateur" in "\n".join(describe(results))

@@ -45,7 +45,7 @@ def spine(store, tmp_path, quick_kind):
     with MssSandbox(tmp_path / "mss") as sandbox:
         tenant = store.create_tenant("plateforme-a", "Plateforme A", "510000011")
         connector = sandbox.connector(state_dir=str(tmp_path / "state"), retry=FAST)
-        worker = Worker(store, {"mss": connector}, rng=random.Random(1))
+        worker = Worker(store, {"mss": connector}, rng=random.Random(1), recheck=None)  # consent: see docstring
         yield store, tenant, sandbox, worker
 
 

@@ -114,6 +114,11 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
+# What a CDA never carries by rule, so its absence proposes nothing: the INS of an identity that
+# is not qualified (RNIV, mappings/cda/export.py).
+_NOT_CARRIED = frozenset({"/person/ins"})
+
+
 def propose(cda: bytes, current: Plan | None) -> Proposal:
     """Read the CDA into a plan (mappings.cda) and compare it with the current one."""
     import jsonpatch
@@ -126,5 +131,6 @@ def propose(cda: bytes, current: Plan | None) -> Proposal:
     proposed = result.plan.model_dump(mode="json", exclude_none=True)
     patch = []
     if current is not None:
-        patch = list(jsonpatch.make_patch(current.model_dump(mode="json", exclude_none=True), proposed))
+        patch = [op for op in jsonpatch.make_patch(current.model_dump(mode="json", exclude_none=True), proposed)
+                 if not (op["op"] == "remove" and op["path"] in _NOT_CARRIED)]
     return Proposal(result.plan, proposed, patch, result.problems)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.sandbox.fhir_app import FhirSandbox, Personality
+from gateway.model import Plan
 from connectors.sandbox.fhir_store import FhirError
 from connectors.sandbox.imap_server import ImapServer
 from connectors.sandbox.mailstore import MailStore
@@ -185,3 +186,81 @@ class MssSandbox:
 
 def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------------- demo
+
+@dataclass
+class RoundTrip:
+    """One plan sent and answered: what the demo shows."""
+
+    person: str  # local id (never the name)
+    message_id: str
+    receipt: str
+    acknowledgement: str  # "processed", "processed/error 902"… or "" when none came
+    proposal_lines: list[str]
+    problems: list[str]
+
+
+def demo_round_trip(plans, directory: Path, *, recipient: str | None = None, now: dt.datetime | None = None,
+                    tenant_slug: str = "demo") -> list[RoundTrip]:
+    """Send each plan (those the demo's consent step allowed) to a sandbox correspondent as an
+    XDM message, let it answer (MDN + a CDA of its own), poll the platform's mailbox and turn
+    each reply into a proposed update (JSON Patch against the plan sent — never applied).
+
+    The whole exchange goes over the real protocols: SMTP submission with STARTTLS, AUTH and
+    mutual TLS, IMAP with STARTTLS, a test CA made in `directory`. The recipient defaults to the
+    sandbox doctor, found by RPPS in the sandbox Annuaire Santé."""
+    from connectors.base import Envelope, Recipient
+    from connectors.mss.inbound import propose
+    from gateway.delivery.outbox import idempotency_key
+    from gateway.delivery.model import ExchangeRequest
+    from gateway.delivery.payload_mss import build_message
+    from gateway.delivery.payloads import BuildContext
+
+    moment = now or now_utc()
+    results: list[RoundTrip] = []
+    with MssSandbox(Path(directory)) as sandbox:
+        doctor = sandbox.correspondents[0]
+        target = Recipient("professional", recipient or doctor.identifier, doctor.name, "health")
+        connector = sandbox.connector(resolver=lambda item: None)
+        sent: dict[str, tuple[Plan, str]] = {}
+        try:
+            for plan in plans:
+                request = ExchangeRequest(person_local_id=plan.person.local_id, system="mss", recipient=target,
+                                          purpose="COC", payload_kind="xdm-message")
+                key = idempotency_key(tenant_slug, request, 1)
+                payload = build_message(plan, BuildContext(tenant_slug=tenant_slug, tenant_finess=plan.platform.finess,
+                                                           plan_version=1, now=moment, idempotency_key=key))
+                receipt = connector.send(Envelope(f"demo-{plan.person.local_id}", key, "mss", "xdm-message",
+                                                  "message/rfc822", payload, target))
+                sent[key] = (plan, receipt.detail)
+            sandbox.wait(30)
+            items = list(connector.poll())
+        finally:
+            connector.close()
+    acks = {i.metadata.get("idempotency_key"): i for i in items if i.kind == "mss-acknowledgement"}
+    for item in items:
+        if item.kind != "mss-document":
+            continue
+        plan, detail = sent.get(item.metadata.get("idempotency_key"), (None, ""))
+        if plan is None:
+            continue
+        ack = acks.get(item.metadata["idempotency_key"])
+        disposition = "" if ack is None else ack.metadata["disposition"] + (
+            "" if ack.metadata["ok"] == "true" else f"/error {ack.metadata['error_code']}")
+        proposal = propose(item.payload, plan)
+        results.append(RoundTrip(plan.person.local_id, item.metadata["in_reply_to"], detail, disposition,
+                                 proposal.lines(), [p.line() for p in proposal.problems if p.severity.value == "error"]))
+    return results
+
+
+def describe(results: list[RoundTrip]) -> list[str]:
+    """French lines for the demo's output."""
+    lines = []
+    for trip in results:
+        lines.append(f"  {trip.person} : envoyé ({trip.receipt}), accusé MDN « {trip.acknowledgement or 'aucun'} », "
+                     f"réponse reçue → mise à jour proposée au coordinateur ({len(trip.proposal_lines)} changement(s)) :")
+        lines += [f"      - {line}" for line in trip.proposal_lines]
+        lines += [f"      ! {line}" for line in trip.problems]
+    return lines
