@@ -5,6 +5,7 @@ soins CareTeam transaction (500 on error, as that guide says), and serves event 
 
 from __future__ import annotations
 
+from connectors.sandbox.cds import ConditionalStore, cds_issues, is_cds_bundle
 from connectors.sandbox.fhir_app import FhirSandbox, Personality
 
 TDDUI_TYPES = frozenset({
@@ -16,8 +17,10 @@ TDDUI_BUNDLE = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition
 
 
 def _validate_bundle(bundle: dict) -> list[dict]:
-    """TDDUI Bundles go through the TDDUI 2.2.0 profiles; others (cercle de soins) through the
-    base structure only (checked per resource by the engine)."""
+    """TDDUI Bundles go through the TDDUI 2.2.0 profiles, cercle de soins Bundles through the CDS
+    2.0.1 rules (connectors/sandbox/cds.py); others through the base structure only."""
+    if is_cds_bundle(bundle):
+        return cds_issues(bundle)
     profiles = [p.split("|")[0] for p in (bundle.get("meta") or {}).get("profile", [])]
     if TDDUI_BUNDLE not in profiles:
         return []
@@ -33,7 +36,7 @@ def eparcours_sandbox() -> FhirSandbox:
         resource_types=TDDUI_TYPES,
         transaction_error_status=500,  # cercle de soins: 500 + OperationOutcome (specs §11.13)
         validate_bundle=_validate_bundle,
-    ))
+    ), store=ConditionalStore())  # PUT CareTeam?identifier=… (cercle de soins updates)
 
 
 def notify(sandbox: FhirSandbox, *, patient_identifier: dict, event_code: str, display: str) -> dict:

@@ -95,8 +95,11 @@ def _model_enum(path: str) -> list[str] | None:
 
 
 class Compiler:
-    def __init__(self, packages: PackageSet, main_package: str):
+    def __init__(self, packages: PackageSet, main_package: str, also: tuple[str, ...] = ()):
         self.packages = packages
+        # Profiles compiled besides the main package's own: those its Bundles admit as entries
+        # (e.g. FR Core Patient and Annuaire PractitionerRole in the cercle de soins Bundles).
+        self.also = tuple(sorted(set(also)))
         self.main = packages.package(main_package)
         if self.main is None:
             raise CompileError(f"main package {main_package} is not among the loaded packages")
@@ -111,6 +114,7 @@ class Compiler:
         for sd, _ in self.packages.all("StructureDefinition", self.main.id):
             if sd.get("kind") != "logical" and sd.get("derivation") == "constraint":
                 self._pending.append(sd["url"])
+        self._pending.extend(self.also)
         while self._pending:
             url = self._pending.pop(0)
             if url in self.profiles or url.startswith(CORE_SD):
@@ -120,7 +124,7 @@ class Compiler:
                 self.warnings.append(f"profile {url} is referenced but not in the loaded packages")
                 continue
             self.profiles[url] = self._profile(*found)
-        return {
+        out = {
             "format": FORMAT,
             "main": self.main.pin(),
             "packages": self.packages.pins(),  # every input package, each pinned by sha256
@@ -131,6 +135,9 @@ class Compiler:
             "defects": defects.describe(),
             "warnings": sorted(set(self.warnings)),
         }
+        if self.also:
+            out["also"] = list(self.also)
+        return out
 
     # --- profiles -----------------------------------------------------------------------------
     def _profile(self, sd: dict, package: Package) -> dict:
@@ -251,7 +258,7 @@ class Compiler:
 
     def _type_of(self, profile: str) -> str | None:
         if profile.startswith(CORE_SD):
-            return profile[len(CORE_SD) :]
+            return profile[len(CORE_SD) :].partition("|")[0]  # `…/Organization|4.0.1` (Annuaire, CDS)
         found = self.packages.resolve(profile, "StructureDefinition")
         if found is None:
             self.warnings.append(f"target profile {profile} is not in the loaded packages")
@@ -421,8 +428,8 @@ def dump(rules: dict) -> bytes:
     return orjson.dumps(rules, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
-def compile_packages(paths: list[str | Path], main: str) -> dict:
-    return Compiler(PackageSet.load(paths), main).compile()
+def compile_packages(paths: list[str | Path], main: str, also: tuple[str, ...] = ()) -> dict:
+    return Compiler(PackageSet.load(paths), main, also).compile()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,9 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", action="append", required=True, help="package .tgz or folder (repeat)")
     parser.add_argument("--main", required=True, help="id of the package whose profiles are compiled")
     parser.add_argument("--out", required=True, help="output folder (or a .json file)")
+    parser.add_argument("--also", action="append", default=[],
+                        help="canonical of another profile to compile, e.g. a Bundle entry's (repeat)")
     args = parser.parse_args(argv)
     try:
-        rules = compile_packages(args.package, args.main)
+        rules = compile_packages(args.package, args.main, tuple(args.also))
     except Exception as exc:  # report and stop: a missing input is never a silent pass
         print(f"compile: {exc}", file=sys.stderr)
         return 1
