@@ -7,6 +7,7 @@ reason (the item is then quarantined, the original kept)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connectors.base import Inbound
@@ -24,6 +25,11 @@ class Interpretation:
     summary: dict
     proposal: dict | None = None  # e.g. {"orientation_decisions": [...]} merged on review
     notes: list[str] = field(default_factory=list)
+    # A proposal that depends on the person's current plan (e.g. a JSON Patch): called once
+    # the person is matched, with their current plan.
+    propose: Callable[[object], dict | None] | None = None
+    # An acknowledgement of one of our own exchanges: (idempotency key, ok, detail).
+    acknowledges: tuple[str, bool, str] | None = None
 
 
 def _json(item: Inbound) -> dict:
@@ -116,7 +122,53 @@ def nde_event(item: Inbound) -> Interpretation:
     return Interpretation(identifiers, summary)
 
 
+def mss_document(item: Inbound) -> Interpretation:
+    """A CDA received over MSSanté (IHE XDM): the person is the METADATA.XML patientId (INS,
+    Ref#2 ECO.2.1.2); the document is proposed as a plan update (JSON Patch) for review."""
+    from connectors.mss.inbound import propose as read_cda
+
+    m = item.metadata
+    identifiers = [("ins", m["ins"])] if m.get("ins") else []
+    summary = {"titre": "Document reçu par MSSanté", "expéditeur": m.get("sender"),
+               "type": m.get("type_code"), "document": m.get("document_id"),
+               "remplace": m.get("action") == "C"}
+
+    def propose(current) -> dict | None:
+        proposal = read_cda(item.payload, current)
+        if proposal.plan is None:
+            raise Unreadable("document CDA illisible comme projet : "
+                             + "; ".join(p.message for p in proposal.problems[:2]))
+        return {"patch": proposal.patch} if proposal.patch else None
+
+    return Interpretation(identifiers, summary, propose=propose)
+
+
+def mss_acknowledgement(item: Inbound) -> Interpretation:
+    """An MDN, a delivery status notification or an error mail about a message we sent."""
+    m = item.metadata
+    ok = m.get("ok") == "true"
+    detail = (f"{m.get('acknowledgement', 'accusé')} « {m.get('disposition')} »"
+              + ("" if ok else f" : {m.get('error_code', '')} {m.get('error_text', '')}".rstrip()))
+    summary = {"titre": "Accusé de traitement" if ok else "Accusé d'erreur d'intégration",
+               "détail": detail, "destinataire": m.get("final_recipient")}
+    key = m.get("idempotency_key") or ""
+    return Interpretation([], summary, acknowledges=(key, ok, detail) if key else None)
+
+
+def mss_message(item: Inbound) -> Interpretation:
+    return Interpretation([], {"titre": "Message MSSanté sans document structuré",
+                               "expéditeur": item.metadata.get("sender")})
+
+
+def mss_quarantined(item: Inbound) -> Interpretation:
+    raise Unreadable(f"archive refusée : {item.metadata.get('reason', '?')}")
+
+
 HANDLERS = {
+    "mss-document": mss_document,
+    "mss-acknowledgement": mss_acknowledgement,
+    "mss-message": mss_message,
+    "mss-quarantined": mss_quarantined,
     "sdo-decision": sdo_decision,
     "sdo-decision-rejected": sdo_decision_rejected,
     "sdo-status": sdo_status,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connectors.base import Connector, Inbound
+from connectors.base import Connector, Inbound, Recipient
 from gateway.audit import AuditEntry, append, pseudonym
 from gateway.inbound.interpret import Interpretation, Unreadable, interpret
 from gateway.inbound.tables import inbound_items
@@ -49,6 +49,44 @@ def _match(conn: Connection, tenant_id: str, identifiers: list[tuple[str, str]])
     return None, "aucune personne de la plateforme ne porte ces identifiants"
 
 
+def _current_plan(conn: Connection, tenant_id: str, local_id: str):
+    from gateway.model import Plan
+    from gateway.storage.schema import persons, plan_versions
+
+    row = conn.execute(sa.select(plan_versions.c.content).join(
+        persons, sa.and_(persons.c.id == plan_versions.c.person_id,
+                         persons.c.current_version == plan_versions.c.version)).where(
+        persons.c.tenant_id == tenant_id, persons.c.local_id == local_id)).first()
+    return Plan.model_validate_json(row.content) if row else None
+
+
+def _acknowledge(conn: Connection, tenant_id: str, key: str, ok: bool, detail: str,
+                 now: dt.datetime) -> tuple[str | None, str | None]:
+    """An acknowledgement of our own exchange: sent → acknowledged (or the recipient's
+    integration error recorded on it). Returns (person, reason when no exchange matches)."""
+    from gateway.delivery import outbox, trail
+    from gateway.delivery.model import ExchangeRequest, Status
+    from gateway.delivery.tables import exchanges
+
+    X = exchanges.c
+    row = conn.execute(sa.select(exchanges).where(
+        X.tenant_id == tenant_id, X.idempotency_key == key)).first()
+    if row is None:
+        return None, "aucun échange de la plateforme ne correspond à cet accusé"
+    if ok and row.status == Status.sent.value:
+        conn.execute(sa.update(exchanges).where(X.seq == row.seq).values(
+            status=Status.acknowledged.value, updated_at=now))
+    elif not ok:
+        conn.execute(sa.update(exchanges).where(X.seq == row.seq).values(last_error=detail[:1000], updated_at=now))
+    outbox.add_event(conn, row.seq, Status.acknowledged if ok else Status(row.status), now, detail=detail[:500])
+    request = ExchangeRequest(person_local_id=row.person_local_id, system=row.system,
+                              recipient=Recipient(**json.loads(row.recipient)), purpose=row.purpose,
+                              payload_kind=row.payload_kind)
+    trail.record(conn, tenant_id, f"system:{row.system}", "exchange.acknowledged",
+                 "success" if ok else "failure", request, row.id)
+    return row.person_local_id, None
+
+
 def _proposal(interpretation: Interpretation) -> dict | None:
     if not interpretation.proposal:
         return None
@@ -68,10 +106,17 @@ def record(conn: Connection, tenant_id: str, item: Inbound, now: dt.datetime) ->
     person, reason, proposal = None, None, None
     try:
         meaning = interpret(item)
-        person, reason = _match(conn, tenant_id, meaning.identifiers)
         summary = meaning.summary
-        proposal = _proposal(meaning) if person else None
-        status = ("proposed" if proposal else "recorded") if person else "unmatched"
+        if meaning.acknowledges is not None:
+            person, reason = _acknowledge(conn, tenant_id, *meaning.acknowledges, now=now)
+        elif meaning.identifiers:
+            person, reason = _match(conn, tenant_id, meaning.identifiers)
+        if person and meaning.propose is not None:
+            proposal = meaning.propose(_current_plan(conn, tenant_id, person))
+        elif person:
+            proposal = _proposal(meaning)
+        matched = person is not None or (not meaning.identifiers and meaning.acknowledges is None)
+        status = ("proposed" if proposal else "recorded") if matched else "unmatched"
     except (Unreadable, ValueError) as exc:
         summary = {"titre": "Message mis en quarantaine", "motif": str(exc)}
         status = "quarantined"

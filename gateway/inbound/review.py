@@ -69,6 +69,20 @@ def get(store: Store, tenant: Tenant, item_id: str) -> Item:
 
 
 def merged(plan: Plan, proposal: dict) -> dict:
+    """The plan with the proposal applied: a JSON Patch (RFC 6902) computed against the plan
+    when the item was received, or orientation decisions to merge."""
+    if "patch" in proposal:
+        import jsonpatch
+
+        try:
+            return jsonpatch.apply_patch(plan.model_dump(mode="json", exclude_none=True), proposal["patch"])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise Conflict(f"la proposition ne s'applique plus au projet actuel ({exc}) : "
+                           "elle date d'une version antérieure") from None
+    return _merge_decisions(plan, proposal)
+
+
+def _merge_decisions(plan: Plan, proposal: dict) -> dict:
     """The plan with the proposal merged: the decision received replaces the plan's records of
     the same CDAPH decision number (the SI-SDO's version is authoritative), others are kept."""
     data = plan.model_dump(mode="json")
