@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         description="TestContenuCDA directory (CDA_extended.xsd, CI-SIS schematrons, jeuxDeValeurs); "
         "default ../shared/reference/official/cda/TestContenuCDA-3-0 from the repository root",
     )
+    conformance_cache: Path = Field(
+        default=Path("./var/cache/conformance"),
+        description="`relais conformance`: FHIR package index and compiled rule sets (reused between runs)",
+    )
 
 
 @cache

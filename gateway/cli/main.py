@@ -14,8 +14,9 @@ from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
 from gateway.cli.commands import delivery
 from gateway.cli.commands import mss
+from gateway.cli.commands import conformance
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, conformance)
 
 
 def build_parser() -> french.Parser:

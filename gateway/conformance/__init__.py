@@ -1,1 +1,2 @@
-"""Conformance of what Relais emits and receives: FHIR profiles (`fhir/`), later CDA schematrons."""
+"""Conformance of what Relais emits and receives: FHIR profiles (`fhir/`), CDA schema and CI-SIS
+schematrons (`cda/`), and the runner integrators use on their own artefacts and servers (`runner/`)."""
