@@ -30,6 +30,7 @@ class Interpretation:
     propose: Callable[[object], dict | None] | None = None
     # An acknowledgement of one of our own exchanges: (idempotency key, ok, detail).
     acknowledges: tuple[str, bool, str] | None = None
+    about_person: bool = True  # False: nothing to match (a plain message)
 
 
 def _json(item: Inbound) -> dict:
@@ -157,7 +158,7 @@ def mss_acknowledgement(item: Inbound) -> Interpretation:
 
 def mss_message(item: Inbound) -> Interpretation:
     return Interpretation([], {"titre": "Message MSSanté sans document structuré",
-                               "expéditeur": item.metadata.get("sender")})
+                               "expéditeur": item.metadata.get("sender")}, about_person=False)
 
 
 def mss_quarantined(item: Inbound) -> Interpretation:

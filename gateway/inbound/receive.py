@@ -109,13 +109,13 @@ def record(conn: Connection, tenant_id: str, item: Inbound, now: dt.datetime) ->
         summary = meaning.summary
         if meaning.acknowledges is not None:
             person, reason = _acknowledge(conn, tenant_id, *meaning.acknowledges, now=now)
-        elif meaning.identifiers:
+        elif meaning.about_person:
             person, reason = _match(conn, tenant_id, meaning.identifiers)
         if person and meaning.propose is not None:
             proposal = meaning.propose(_current_plan(conn, tenant_id, person))
         elif person:
             proposal = _proposal(meaning)
-        matched = person is not None or (not meaning.identifiers and meaning.acknowledges is None)
+        matched = person is not None or not meaning.about_person
         status = ("proposed" if proposal else "recorded") if matched else "unmatched"
     except (Unreadable, ValueError) as exc:
         summary = {"titre": "Message mis en quarantaine", "motif": str(exc)}
