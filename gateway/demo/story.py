@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,7 +58,8 @@ SPECIALISATION_FR = {
     "neurodevelopmental": "troubles du neurodéveloppement", "psychiatric": "handicap psychique",
     "motor_polyhandicap": "handicap moteur / polyhandicap", "sensory": "handicap sensoriel",
 }
-SYSTEM_FR = {"eparcours": "e-parcours (régional)", "viatrajectoire": "ViaTrajectoire (SI-SDO)"}
+SYSTEM_FR = {"eparcours": "e-parcours (régional)", "viatrajectoire": "ViaTrajectoire (SI-SDO)",
+             "mss": "MSSanté (messagerie)"}
 
 
 def say(text: str = "") -> None:
@@ -195,9 +197,10 @@ def _isolation(http: httpx.Client, pid: str, other_token: str) -> None:
 # ----------------------------------------------------------------------- 5 – 7
 
 
-def _post_exchange(http: httpx.Client, auth: dict, pid: str, system: str, kind: str) -> dict:
+def _post_exchange(http: httpx.Client, auth: dict, pid: str, system: str, kind: str,
+                   recipient: dict | None = None) -> dict:
     body = {"person": pid, "system": system, "purpose": "COC", "payload_kind": kind,
-            "recipient": {"kind": "system", "identifier": system, "display": SYSTEM_FR[system]}}
+            "recipient": recipient or {"kind": "system", "identifier": system, "display": SYSTEM_FR[system]}}
     return http.post("/exchanges", json=body, headers=auth).json()
 
 
@@ -249,7 +252,49 @@ def _exchanges(store: Store, tenant, http: httpx.Client, auth: dict, plans: list
             notify(peers.eparcours, event_code=code, display=label,
                    patient_identifier={"system": f"urn:oid:{plan.person.ins.oid}", "value": plan.person.ins.value})
         poll(store, tenant, peers.connectors["eparcours"])
+        _mss(store, tenant, http, auth, worker, [p for p in active if situation[p.person.local_id] == "informée"
+                                                 and p.person.identity_status.value == "QUAL"][:5], now)
     _table(store, tenant)
+
+
+def _mss(store: Store, tenant, http: httpx.Client, auth: dict, worker: Worker, plans: list[Plan],
+         now: dt.datetime) -> None:
+    """MSSanté: the coordinator sends the plan to the person's doctor, a member of the care
+    team; the doctor's software acknowledges (MDN) and answers with a CDA of its own, which
+    waits for the coordinator's review as a proposed update."""
+    from connectors.sandbox.mss import MssSandbox
+    from gateway.consent import ConsentRegistry
+    from gateway.consent.fhir_careteam import MemberSpec, care_team_resource
+    from gateway.consent.model import InformationRecord
+    from gateway.consent.vocab import InformationMethod, InformationTopic, Profession
+
+    registry = ConsentRegistry(store)
+    with tempfile.TemporaryDirectory(prefix="relais-demo-mss-") as tmp, MssSandbox(Path(tmp)) as mss:
+        doctor = mss.correspondents[0]
+        connector = mss.connector(state_dir=str(Path(tmp) / "state"))
+        worker.connectors["mss"] = connector
+        try:
+            for plan in plans:
+                local_id = plan.person.local_id
+                registry.put_care_team(tenant, local_id, care_team_resource(local_id, [
+                    MemberSpec("PractitionerRole", ("rpps", doctor.identifier), Profession.health)]),
+                    actor="demo", now=now)
+                registry.record_information(tenant, local_id, InformationRecord(
+                    id=uuid.uuid4().hex, informed_at=now - dt.timedelta(days=2), method=InformationMethod.oral,
+                    informed_by="coordinatrice de parcours", notice_version="notice-plateforme-2026-01",
+                    topics=frozenset({InformationTopic.cross_category_exchange})), actor="demo", now=now)
+                _post_exchange(http, auth, local_id, "mss", "xdm-message", {
+                    "kind": "professional", "identifier": doctor.identifier, "display": doctor.name,
+                    "profession": "health"})
+            _settle(worker, store, tenant)
+            mss.wait(30)
+            received = poll(store, tenant, connector)
+        finally:
+            worker.connectors.pop("mss", None)
+            connector.close()
+    say(f"\n8. MSSanté (SMTP/IMAP sur TLS mutuel, archive IHE XDM + CDA) : {len(plans)} projet(s) adressé(s) au "
+        f"{doctor.name}, membre de l'équipe de soins ; {received['recorded']} accusé(s) de traitement reçu(s), "
+        f"{received['proposed']} réponse(s) CDA en attente de validation par la coordinatrice")
 
 
 def _reasons(store: Store, tenant, system: str) -> None:
@@ -275,7 +320,7 @@ def _table(store: Store, tenant) -> None:
         sent = outbox_counts(conn, tenant.id)
     received = review.counts(store, tenant)
     say("\n   système                   envoyés  refusés  invalides  en échec  reçus  à valider")
-    for system in ("eparcours", "viatrajectoire"):
+    for system in ("eparcours", "viatrajectoire", "mss"):
         def n(*statuses, table=sent):
             return sum(table.get((system, s), 0) for s in statuses)
         say(f"   {SYSTEM_FR[system]:<25} {n('sent', 'acknowledged'):>7}  {n('refused'):>7}  {n('invalid'):>9}  "
@@ -294,7 +339,7 @@ def _audit(store: Store, config: Settings) -> None:
         summary = export(store.engine, Path(tmp) / "export", config)
         report = verify_export(Path(tmp) / "export")
     state = "intègre" if report.ok else "ALTÉRÉ : " + report.findings[0].message
-    say(f"\n8. Journal d'audit : {summary.entries} entrées, {summary.checkpoints} point(s) de contrôle signé(s) "
+    say(f"\n9. Journal d'audit : {summary.entries} entrées, {summary.checkpoints} point(s) de contrôle signé(s) "
         f"(Ed25519) ; vérification hors ligne de l'export : {state}")
 
 
@@ -308,7 +353,7 @@ def _summary(store: Store, tenant, plans: list[Plan], today: dt.date) -> None:
     hours = sum((s.intensity.value for p in plans for s in p.services
                  if s.code.startswith("2.") and s.intensity
                  and s.intensity.unit.value == "hours_per_week"), Decimal(0))
-    say(f"\n9. Plateforme « {tenant.name} » (FINESS {tenant.finess}) : {store.count_persons(tenant)} personnes en base")
+    say(f"\n10. Plateforme « {tenant.name} » (FINESS {tenant.finess}) : {store.count_persons(tenant)} personnes en base")
     say(f"   {minors} enfants et {len(plans) - minors} adultes ; identités : "
         + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     say("   spécialisations : " + ", ".join(f"{SPECIALISATION_FR[k]} {v}" for k, v in families.most_common()))
