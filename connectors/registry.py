@@ -15,6 +15,7 @@ FACTORIES: dict[str, str] = {
     "eparcours": "connectors.eparcours:build",
     "viatrajectoire": "connectors.viatrajectoire:build",
     "mss": "connectors.mss:build",
+    "dmp": "connectors.dmp:build",
 }
 
 

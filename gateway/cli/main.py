@@ -14,9 +14,10 @@ from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
 from gateway.cli.commands import delivery
 from gateway.cli.commands import mss
+from gateway.cli.commands import dmp
 from gateway.cli.commands import conformance
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, conformance)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp, conformance)
 
 
 def build_parser() -> french.Parser:

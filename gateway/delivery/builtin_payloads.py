@@ -40,3 +40,4 @@ register(PayloadKind(name="tddui-bundle", content_type=FHIR_JSON, build=_tddui_b
 from gateway.delivery import payload_sdo  # noqa: E402,F401  (registers sdo-status, sdo-consent)
 from gateway.delivery import payload_cds  # noqa: E402,F401  (registers cds-careteam)
 from gateway.delivery import payload_mss  # noqa: E402,F401  (registers xdm-message)
+from gateway.delivery import payload_dmp  # noqa: E402,F401  (registers cda-document)

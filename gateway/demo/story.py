@@ -31,6 +31,7 @@ from gateway.delivery.model import PENDING
 from gateway.delivery.outbox import counts as outbox_counts
 from gateway.delivery.worker import Worker
 from gateway.demo import consents
+from gateway.demo import dmp as dmp_demo
 from gateway.demo.peers import running_peers
 from gateway.inbound import review
 from gateway.inbound.receive import poll
@@ -59,7 +60,7 @@ SPECIALISATION_FR = {
     "motor_polyhandicap": "handicap moteur / polyhandicap", "sensory": "handicap sensoriel",
 }
 SYSTEM_FR = {"eparcours": "e-parcours (régional)", "viatrajectoire": "ViaTrajectoire (SI-SDO)",
-             "mss": "MSSanté (messagerie)"}
+             "mss": "MSSanté (messagerie)", "dmp": "DMP (Mon espace santé)"}
 
 
 def say(text: str = "") -> None:
@@ -244,6 +245,8 @@ def _exchanges(store: Store, tenant, http: httpx.Client, auth: dict, plans: list
             f"{received['proposed']} décision(s) reçue(s) et proposée(s), {applied} appliquée(s) par la "
             f"coordinatrice ; accords et statuts transmis ; {again['recorded']} évaluation(s)/statut(s) reçus ensuite")
         _reasons(store, tenant, "viatrajectoire")
+        dmp_demo.step(store, tenant, http, auth, active, now, worker, post=_post_exchange, settle=_settle,
+                      reasons=_reasons)
 
         # e-parcours notifications about three persons.
         for plan, (code, label) in zip([p for p in active if p.person.ins][:3],
@@ -320,7 +323,7 @@ def _table(store: Store, tenant) -> None:
         sent = outbox_counts(conn, tenant.id)
     received = review.counts(store, tenant)
     say("\n   système                   envoyés  refusés  invalides  en échec  reçus  à valider")
-    for system in ("eparcours", "viatrajectoire", "mss"):
+    for system in ("eparcours", "viatrajectoire", "mss", "dmp"):
         def n(*statuses, table=sent):
             return sum(table.get((system, s), 0) for s in statuses)
         say(f"   {SYSTEM_FR[system]:<25} {n('sent', 'acknowledged'):>7}  {n('refused'):>7}  {n('invalid'):>9}  "

@@ -45,6 +45,7 @@ SS_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
 SS_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
+UPDATE_AVAILABILITY = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"  # ITI-57
 CLASSIFICATION = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
 EXTERNAL_IDENTIFIER = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
 REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
@@ -135,11 +136,14 @@ def _external(parent, owner: str, scheme: str, value: str, label: str) -> None:
 def _author(parent, owner: str, scheme: str, plan: Plan) -> None:
     """authorPerson (the DUI software, XCN), authorInstitution (platform, XON with FINESS),
     authorRole and authorSpecialty (LOGICIEL_DUI, TRE_A00 / J01): CDA author, specs §5.3."""
+    _author_slots(parent, owner, scheme, plan.platform.finess, plan.platform.name)
+
+
+def _author_slots(parent, owner: str, scheme: str, finess: str, platform_name: str) -> None:
     node = _rim(parent, "Classification", id=_uuid(owner, scheme), objectType=CLASSIFICATION,
                 classificationScheme=scheme, classifiedObject=owner, nodeRepresentation="")
-    finess = plan.platform.finess
     _slot(node, "authorPerson", f"3{finess}/RELAIS^{C.SOFTWARE_NAME}^^^^^^^&{C.IDNAT_PS}&ISO^D^^^IDNPS")
-    _slot(node, "authorInstitution", f"{plan.platform.name}^^^^^&{C.IDNAT_STRUCT}&ISO^IDNST^^^1{finess}")
+    _slot(node, "authorInstitution", f"{platform_name}^^^^^&{C.IDNAT_STRUCT}&ISO^IDNST^^^1{finess}")
     code, display = C.AUTHOR_DEVICE_CODE
     _slot(node, "authorRole", f"{code}^{display}^{C.TRE_A00}")
     _slot(node, "authorSpecialty", f"{code}^{display}^{C.TRE_A00}")
@@ -256,3 +260,40 @@ def _serafin_label(code: str) -> str:
 
     concept = nomenclature().get(code)
     return concept.label if concept else code
+
+
+def metadata_update(*, patient: str, finess: str, platform_name: str, now: dt.datetime, seed: str,
+                    status_change: tuple[str, str, str] | None = None,
+                    new_version: etree._Element | None = None, previous_version: str | None = None) -> bytes:
+    """ITI-57 Update Document Set (IHE ITI TF-2b §3.57; DMP TD3.3, specs §5.1): a SubmissionSet
+    carrying either an availability status change (`status_change` = (entryUUID, original, new)
+    status URNs, association UpdateAvailabilityStatus) or a new version of a DocumentEntry's
+    metadata (`new_version`: the ExtrinsicObject with a new id and the same `lid`, HasMember
+    with PreviousVersion). `seed` makes the SubmissionSet ids unique and reproducible."""
+    ss = _uuid("update-set", seed)
+    root = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap=NSMAP)
+    objects = _rim(root, "RegistryObjectList")
+    if new_version is not None:
+        objects.append(new_version)
+    package = _rim(objects, "RegistryPackage", id=ss, objectType=REGISTRY_PACKAGE, status=APPROVED)
+    _slot(package, "submissionTime", _utc(now))
+    _name(package, "Mise à jour des métadonnées")
+    _author_slots(package, ss, SS_AUTHOR, finess, platform_name)
+    _classification(package, ss, SS_CONTENT_TYPE, CLASS_CODE)
+    _external(package, ss, SS_UNIQUE_ID, C.derived_oid("update-set", seed), "XDSSubmissionSet.uniqueId")
+    _external(package, ss, SS_SOURCE_ID, C.derived_oid("source", finess), "XDSSubmissionSet.sourceId")
+    _external(package, ss, SS_PATIENT_ID, patient, "XDSSubmissionSet.patientId")
+    _rim(objects, "Classification", id=_uuid(ss, "node"), objectType=CLASSIFICATION,
+         classifiedObject=ss, classificationNode=SUBMISSION_SET_NODE)
+    if status_change is not None:
+        target, original, new = status_change
+        change = _rim(objects, "Association", id=_uuid(ss, "status", target), objectType=ASSOCIATION,
+                      associationType=UPDATE_AVAILABILITY, sourceObject=ss, targetObject=target)
+        _slot(change, "OriginalStatus", original)
+        _slot(change, "NewStatus", new)
+    if new_version is not None:
+        member = _rim(objects, "Association", id=_uuid(ss, "member", new_version.get("id")), objectType=ASSOCIATION,
+                      associationType=HAS_MEMBER, sourceObject=ss, targetObject=new_version.get("id"))
+        _slot(member, "SubmissionSetStatus", "Original")
+        _slot(member, "PreviousVersion", previous_version or "1")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
