@@ -56,6 +56,23 @@ class Settings(BaseSettings):
         default=Path("./var/cache/conformance"),
         description="`relais conformance`: FHIR package index and compiled rule sets (reused between runs)",
     )
+    console_session_idle_minutes: float = Field(default=15.0, description="DPO console: idle session timeout")
+    console_session_max_hours: float = Field(default=8.0, description="DPO console: absolute session lifetime")
+    console_lockout_failures: int = Field(default=5, description="DPO console: failed log-ins before lock-out")
+    console_lockout_minutes: float = Field(default=15.0, description="DPO console: lock-out duration")
+    console_login_delay_seconds: float = Field(
+        default=1.0, description="DPO console: wait after the 2nd failure, doubled at each further one"
+    )
+    console_scrypt_log2_n: int = Field(default=17, description="DPO console: scrypt cost (N = 2^n, r=8, p=1)")
+    console_trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="Audit log vkeys the console verifies against (default: the public halves of "
+        "the key files in RELAIS_AUDIT_KEY_DIR)",
+    )
+    console_cookie_secure: bool | None = Field(
+        default=None, description="Secure session cookie (default: when the request came over TLS)"
+    )
+
 
 
 @cache

@@ -14,10 +14,12 @@ from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
 from gateway.cli.commands import delivery
 from gateway.cli.commands import mss
+from gateway.cli.commands import console
 from gateway.cli.commands import dmp
 from gateway.cli.commands import conformance
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp, conformance)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp, conformance,
+           console)
 
 
 def build_parser() -> french.Parser:

@@ -122,6 +122,7 @@ def run(config: Settings, fixtures: Path = FIXTURES, today: dt.date | None = Non
         unsubscribe()
     _audit(store, config)
     _summary(store, tenant, [p for _, _, p in plans], today)
+    _console_account(store, config)
     store.close()
     return 0
 
@@ -364,3 +365,18 @@ def _summary(store: Store, tenant, plans: list[Plan], today: dt.date) -> None:
     say("   prestations prévues par modalité : "
         + ", ".join(f"{MODALITY_FR[k]} {v}" for k, v in modalities.most_common()))
     say(f"   intensité prévue : {hours:.1f} h de prestations directes par semaine au total")
+
+
+def _console_account(store: Store, config: Settings) -> None:
+    """The last step: a DPO account for the console (/console), its fresh password shown once."""
+    import secrets
+
+    from gateway.console import accounts
+
+    password = secrets.token_urlsafe(12)  # never contains the login (no "." in the alphabet)
+    try:
+        accounts.create_account(store, DEMO_TENANT, "dpo.demo", password, config=config, actor="demo")
+    except Conflict:
+        accounts.set_password(store, DEMO_TENANT, "dpo.demo", password, config=config, actor="demo")
+    say(f"\n11. Console DPO : http://{config.host}:{config.port}/console/ (après « relais serve ») — "
+        f"plateforme {DEMO_TENANT}, identifiant dpo.demo, mot de passe {password}")
