@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         default=None, description="Secure session cookie (default: when the request came over TLS)"
     )
 
+    activity_timezone: str = Field(
+        default="Europe/Paris",
+        description="Time zone of activity days and half-days (Indian/Reunion, America/Cayenne…)",
+    )
+    activity_reference_week: str = Field(
+        default="10-08",
+        description="SERAFIN-PH reference week: the Monday–Sunday week starting on the first Monday "
+        "on or after this MM-DD of the year (default: the second full week of October)",
+    )
 
 
 @cache

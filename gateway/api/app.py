@@ -17,6 +17,7 @@ from gateway.api.routers import consents
 from gateway.api.routers import fhir
 from gateway.api.routers import audit
 from gateway.api.routers import exchanges
+from gateway.api.routers import activity
 from gateway.api.routers import inbound
 from gateway.console import console_app
 from gateway.delivery import hooks
@@ -59,6 +60,7 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.include_router(fhir.router)
     app.include_router(audit.router)
     app.include_router(exchanges.router)
+    app.include_router(activity.router)
     app.include_router(inbound.router)
     app.mount("/console", console_app(store, config))  # DPO console (server-rendered, French)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)

@@ -17,9 +17,10 @@ from gateway.cli.commands import mss
 from gateway.cli.commands import console
 from gateway.cli.commands import dmp
 from gateway.cli.commands import conformance
+from gateway.cli.commands import activity
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp, conformance,
-           console)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery,
+           mss, activity, dmp, conformance, console)
 
 
 def build_parser() -> french.Parser:

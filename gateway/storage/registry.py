@@ -16,6 +16,7 @@ TABLE_MODULES = (
     "gateway.consent.tables",
     "gateway.delivery.tables",
     "gateway.inbound.tables",
+    "gateway.activity.tables",
     "gateway.console.tables",
 )
 
