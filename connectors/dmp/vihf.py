@@ -19,6 +19,7 @@ import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -93,9 +94,14 @@ class Seal:
         with open(cert, "rb") as c, open(key, "rb") as k:
             return cls(c.read(), k.read())
 
-    @property
+    @cached_property
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
+
+    @cached_property
+    def private_key(self):
+        """Loaded once: checking an RSA key costs ~100 ms, more than the signature itself."""
+        return serialization.load_pem_private_key(self.key_pem, password=None)
 
 
 def _el(parent, tag: str, text: str | None = None, ns: str = SAML, **attrs) -> etree._Element:
@@ -176,8 +182,7 @@ def build(claims: Claims, seal: Seal, *, now: dt.datetime) -> etree._Element:
     signer = XMLSigner(signature_algorithm=SignatureMethod.RSA_SHA256,
                        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
     signer.namespaces = {"ds": DS}
-    key = serialization.load_pem_private_key(seal.key_pem, password=None)
-    return signer.sign(assertion, key=key, cert=[cert], reference_uri=assertion.get("ID"), id_attribute="ID")
+    return signer.sign(assertion, key=seal.private_key, cert=[cert], reference_uri=assertion.get("ID"), id_attribute="ID")
 
 
 # ------------------------------------------------------------------------- verify
