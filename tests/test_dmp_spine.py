@@ -41,16 +41,26 @@ def quick_kind():
     register(real)
 
 
+@pytest.fixture(scope="module")
+def running_peer(tmp_path_factory):
+    with DmpPeer(tmp_path_factory.mktemp("dmp"), finess=PLAN.platform.finess, schema_check=False) as peer:
+        yield peer
+
+
 @pytest.fixture
-def spine(store, tmp_path, quick_kind):
+def spine(store, running_peer, quick_kind):
     tenant = store.create_tenant("plateforme-a", "Plateforme A", PLAN.platform.finess)
     store.put_plan(tenant, PLAN, if_match=None, actor="test")
     patient = S.submission(PLAN).patient
-    with DmpPeer(tmp_path / "dmp", finess=PLAN.platform.finess, patients={patient}, schema_check=False) as peer:
-        connector = peer.connector(retry=FAST)
-        worker = Worker(store, {"dmp": connector}, rng=random.Random(1))
-        yield store, tenant, peer, worker, patient
-        connector.close()
+    peer = running_peer
+    peer.sandbox.registry.entries.clear()  # a fresh DMP for each test
+    peer.sandbox.patients = {patient}
+    peer.sandbox.faults.clear()
+    peer.sandbox.requests = 0
+    connector = peer.connector(retry=FAST)
+    worker = Worker(store, {"dmp": connector}, rng=random.Random(1))
+    yield store, tenant, peer, worker, patient
+    connector.close()
 
 
 NOW = dt.datetime.now(dt.UTC)
