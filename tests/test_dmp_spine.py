@@ -22,7 +22,7 @@ from gateway.consent.vocab import InformationMethod, InformationTopic
 from gateway.delivery import outbox, payload_dmp, pipeline
 from gateway.delivery.consent_step import consent_decider
 from gateway.delivery.model import ExchangeRequest, Status
-from gateway.delivery.payloads import PayloadKind, kind, register
+from gateway.delivery.payloads import kind, register
 from gateway.delivery.worker import Worker
 from gateway.demo.consents import opposition
 from tests import dmp_support as S
@@ -193,3 +193,14 @@ def test_without_a_qualified_ins_the_payload_cannot_be_built():
     with pytest.raises(BuildError) as caught:
         S.submission(unqualified)
     assert caught.value.problems[0].rule == "dmp-no-qualified-ins"
+
+
+def test_without_the_cda_reference_set_the_payload_passes_with_an_information(monkeypatch, tmp_path):
+    """A fresh machine without the TestContenuCDA set: the gate's "jeu de schématrons
+    introuvable" is an information naming what could not be run, not an error."""
+    from gateway.conformance.cda import gate as G
+
+    monkeypatch.setattr(G, "cda_gate", lambda: G.CdaGate(tmp_path / "absent"))
+    problems = payload_dmp.validate_submission(S.submission(PLAN).dumps())
+    assert [(p.severity.value, p.rule) for p in problems] == [("information", "cda-schematron-set-missing")]
+    assert "ni le schéma CDA ni les schématrons" in problems[0].message

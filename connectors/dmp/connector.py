@@ -189,7 +189,7 @@ class DmpConnector:
         message = self.call(self.settings.repository_path, iti43.ACTION, iti43.request(repository_unique_id, [unique_id]),
                             patient=patient, attachments=[], response_action=iti43.RESPONSE_ACTION)
         result = iti43.parse_response(message)
-        if result.errors and any(e.severity == "error" for e in result.errors) or not result.documents:
+        if any(e.severity == "error" for e in result.errors) or not result.documents:
             raise E.failure(result.errors, "DMP ITI-43 refusé")
         return result.documents[0]
 

@@ -14,11 +14,13 @@ then the metadata and the documents (connectors/sandbox/dmp_rules.py: `XDS*` Reg
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
+import hashlib
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from cryptography import x509
 from lxml import etree
@@ -181,10 +183,10 @@ class DmpSandbox:
         if body is None or body.tag != f"{{{iti41.XDSB}}}ProvideAndRegisterDocumentSetRequest":
             raise soap.SoapRefused("InvalidRequest", "ProvideAndRegisterDocumentSetRequest attendu")
         try:
-            stored = self._check_submission(message, body, claims)
+            results = self._check_submission(message, body, claims)
         except R.Rejected as exc:
             return self._failure(iti41.ACTION, message_id, [exc])
-        duplicates = [s for s in stored if s is None]
+        duplicates = [r for r in results if r is None]
         if duplicates:
             warning = R.Rejected("XDSDocumentUniqueIdError", "document déjà déposé à l'identique (même uniqueId, "
                                  "même empreinte) : renvoi reconnu, rien de nouveau")
@@ -193,6 +195,8 @@ class DmpSandbox:
         return self._reply(iti41.RESPONSE_ACTION, registry_response(E.SUCCESS), message_id)
 
     def _check_submission(self, message: soap.Message, body: etree._Element, claims: vihf.Claims) -> list:
+        """Every check of an ITI-41 submission; stores it. Returns one item per DocumentEntry:
+        the entry stored, or None for a document already held with the same content (a resend)."""
         submit = body.find("lcm:SubmitObjectsRequest", R.NS)
         if submit is None:
             raise R.Rejected("XDSRegistryMetadataError", "SubmitObjectsRequest absent")
@@ -204,8 +208,6 @@ class DmpSandbox:
             if include is None:
                 raise soap.SoapRefused("MtomError", f"xdsb:Document {holder.get('id')} sans xop:Include")
             cid = include.get("href", "")[4:]
-            from urllib.parse import unquote
-
             documents[holder.get("id")] = (message.resolve(include), message.attachment_types.get(unquote(cid), ""))
         nodes = objects.findall("rim:ExtrinsicObject", R.NS)
         ids = {n.get("id") for n in nodes}
@@ -244,8 +246,6 @@ class DmpSandbox:
                 R.check_cda(entry, content, self.cda_check)
                 known = self.registry.by_unique_id(entry.unique_id)
                 if known:
-                    import hashlib
-
                     if hashlib.sha1(known[0].content).hexdigest() != hashlib.sha1(content).hexdigest():
                         raise R.Rejected("XDSDocumentUniqueIdError", f"{where} : uniqueId {entry.unique_id} déjà "
                                          "enregistré pour un autre contenu", where)
@@ -253,9 +253,8 @@ class DmpSandbox:
                     continue
                 results.append(entry)
             replaced = self._replacements(objects, entries)
-            stored = []
             for entry in (e for e in results if e is not None):
-                stored.append(self._store(entry, documents[entry.entry_uuid][0]))
+                self._store(entry, documents[entry.entry_uuid][0])
             for target in replaced:
                 target.node.set("status", DEPRECATED)
         return results
@@ -281,9 +280,6 @@ class DmpSandbox:
         return targets
 
     def _store(self, entry: R.Entry, content: bytes) -> Stored:
-        import copy
-        import hashlib
-
         node = copy.deepcopy(entry.node)
         node.set("status", M.APPROVED)
         node.set("lid", node.get("lid") or entry.entry_uuid)
@@ -349,8 +345,6 @@ class DmpSandbox:
         response = etree.Element(f"{{{iti18.QUERY}}}AdhocQueryResponse",
                                  nsmap={"query": iti18.QUERY, "rim": M.RIM, "rs": E.RS}, status=E.SUCCESS)
         holder = etree.SubElement(response, f"{{{M.RIM}}}RegistryObjectList")
-        import copy
-
         for entry in sorted(found, key=lambda e: (R.slot(e.node, "creationTime") or [""])[0]):
             holder.append(copy.deepcopy(entry.node))
         return self._reply(iti18.RESPONSE_ACTION, response, message_id)
@@ -452,10 +446,6 @@ def cda_schema_check() -> Callable[[etree._Element], list[str]] | None:
                 if p.severity.value == "error"]
 
     return check
-
-
-def new_entry_uuid() -> str:
-    return f"urn:uuid:{uuid.uuid4()}"
 
 
 # ---------------------------------------------------------------------- running peer

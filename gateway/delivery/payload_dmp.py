@@ -23,6 +23,7 @@ demo runs on a fresh machine; the sandbox DMP still checks the CDA header agains
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from gateway.delivery.payloads import BuildContext, BuildError, PayloadKind, register
 from gateway.model import Plan, Problem, Severity
@@ -108,8 +109,6 @@ def validate_submission(payload: bytes, *, use_cda_gate: bool = True) -> list[Pr
     if entry.get("id") != submission.entry_uuid or submission.entry_uuid != entry_uuid(submission.unique_id):
         problems.append(_problem("dmp-entry-uuid", "entryUUID incohérent avec l'identifiant du document"))
     values = {s.get("name"): s.xpath("rim:ValueList/rim:Value/text()", namespaces=ns) for s in entry.iterfind("rim:Slot", ns)}
-    import hashlib
-
     if values.get("hash") != [hashlib.sha1(submission.content).hexdigest()] or values.get("size") != [str(len(submission.content))]:
         problems.append(_problem("dmp-hash-size", "empreinte ou taille des métadonnées ≠ document"))
     ids = entry.xpath(f"rim:ExternalIdentifier[@identificationScheme='{M.DE_PATIENT_ID}']/@value", namespaces=ns)
