@@ -12,6 +12,7 @@ import random
 import uuid
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -318,6 +319,56 @@ def test_the_payload_kind_is_registered_for_the_regional_tool():
     registered = payload_kind("cds-careteam")
     assert registered.content_type == "application/fhir+json" and registered.load is not None
     assert "cds-careteam" in EparcoursConnector.payload_kinds
+
+
+# ------------------------------------------------------------------------------ the sandbox
+
+
+@pytest.fixture
+def tool():
+    sandbox = eparcours_sandbox()
+    with ThreadedServer(sandbox.app) as server:
+        client = httpx.Client(base_url=server.url, timeout=5.0)
+        token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "relais",
+                                                   "client_secret": "sandbox-secret"}).json()["access_token"]
+        client.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
+        yield sandbox, client
+        client.close()
+
+
+def test_the_tool_applies_the_conditional_update_to_the_care_team_it_holds(tool, p001):
+    sandbox, client = tool
+    first = client.post("/", content=orjson.dumps(care_team_bundle(team_of(p001), p001)))
+    assert first.status_code == 200 and first.json()["type"] == "transaction-response"
+    [team] = sandbox.store.all("CareTeam")
+    again = client.post("/", content=orjson.dumps(care_team_bundle(team_of(p001, (DOCTOR, FATHER)), p001)))
+    assert again.status_code == 200
+    assert again.json()["entry"][0]["response"]["location"] == f"CareTeam/{team.resource['id']}/_history/2"
+    assert sandbox.store.count("CareTeam") == 1 and len(sandbox.store.all("CareTeam")[0].resource["participant"]) == 2
+    assert sandbox.store.count("Patient") == 1
+
+
+def test_the_tool_answers_500_with_an_operation_outcome_to_a_malformed_cercle_de_soins(tool, bundle):
+    sandbox, client = tool
+    broken = copy.deepcopy(bundle)
+    del broken["entry"][0]["resource"]["identifier"]
+    answer = client.post("/", content=orjson.dumps(broken))
+    assert answer.status_code == 500
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert any("[cardinality-min]" in i["diagnostics"] and i["expression"] == ["Bundle.entry[0].resource.identifier"]
+               for i in outcome["issue"])
+    assert sandbox.store.count() == 0
+
+
+def test_the_tool_refuses_an_update_that_matches_two_care_teams(tool, p001):
+    sandbox, client = tool
+    held = care_team_bundle(team_of(p001), p001)["entry"][0]["resource"]
+    sandbox.store.create(held)
+    sandbox.store.create(held)
+    answer = client.post("/", content=orjson.dumps(care_team_bundle(team_of(p001), p001)))
+    assert answer.status_code == 500 and answer.json()["issue"][0]["code"] == "duplicate"
+    assert sandbox.store.count("CareTeam") == 2
 
 
 # ------------------------------------------------------------------ the spine, end to end

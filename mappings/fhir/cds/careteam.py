@@ -78,6 +78,8 @@ def _representative(ctx: Ctx, identifier: dict):
     """The plan's representative a RelatedPerson member designates: by local id (as the consent
     engine names them, `RelatedPerson/<id>`) or by the TDDUI representative identifier."""
     value = identifier.get("value")
+    if not value:
+        return None
     for rep in ctx.plan.person.representatives:
         if value == rep.id or identifier == actors.representative_identifier(ctx, rep):
             return rep
@@ -85,16 +87,16 @@ def _representative(ctx: Ctx, identifier: dict):
 
 
 def _member(ctx: Ctx, entries: _Entries, part: dict, where: str, problems: list[Problem]) -> str | None:
+    """The fullUrl of the entry a participant's member becomes (added once), or None (problem)."""
     member = part.get("member") or {}
     kind, identifier = member.get("type"), member.get("identifier") or {}
+    if kind == "RelatedPerson":
+        return _related_person(ctx, entries, identifier, where, problems)
     if not identifier.get("system") or not identifier.get("value"):
-        if kind == "RelatedPerson" and identifier.get("value"):
-            identifier = {"system": "", "value": identifier["value"]}
-        else:
-            problems.append(_problem(f"{where}.member.identifier", "cds-member-identifier",
-                                     "membre du cercle de soins sans identifiant (système et valeur)",
-                                     "care team member without identifier (system and value)"))
-            return None
+        problems.append(_problem(f"{where}.member.identifier", "cds-member-identifier",
+                                 "membre du cercle de soins sans identifiant (système et valeur)",
+                                 "care team member without identifier (system and value)"))
+        return None
     if kind in _PROFESSIONAL_TYPES:
         structure = (part.get("onBehalfOf") or {}).get("identifier")
         url = full_url(f"PractitionerRole|{identifier['system']}|{identifier['value']}")
@@ -103,30 +105,34 @@ def _member(ctx: Ctx, entries: _Entries, part: dict, where: str, problems: list[
         platform = ctx.plan.platform
         name = platform.name if identifier == {"system": c.FINESS, "value": platform.finess} else None
         return entries.create(_organization_url(identifier), actors.organization(identifier, name), identifier)
-    if kind == "RelatedPerson":
-        rep = _representative(ctx, identifier)
-        if rep is None:
-            problems.append(_problem(
-                f"{where}.member.identifier", "cds-related-person-unknown",
-                f"le membre {identifier['value']} (RelatedPerson) n'est pas un représentant légal du projet : "
-                "cds-fr-related-person exige son nom, un moyen de contact et son lien avec la personne",
-                f"member {identifier['value']} (RelatedPerson) is no legal representative of the plan"))
-            return None
-        if not rep.telecom:
-            index = ctx.plan.person.representatives.index(rep)
-            problems.append(_problem(
-                f"$.person.representatives[{index}].telecom", "cds-related-person-telecom",
-                f"le représentant légal {rep.id} n'a ni téléphone ni courriel : cds-fr-related-person "
-                "exige au moins un moyen de contact (telecom 1..*)",
-                f"legal representative {rep.id} has no telecom: cds-fr-related-person requires one"))
-            return None
-        resource = actors.related_person(ctx, rep, ctx.patient)
-        return entries.upsert(ctx.urls["representative"][rep.id], resource, resource["identifier"][0])
     problems.append(_problem(f"{where}.member.type", "cds-member-type",
                              f"type de membre non pris en charge par le cercle de soins : {kind!r} "
                              "(PractitionerRole, Organization ou RelatedPerson)",
                              f"member type not supported by the cercle de soins: {kind!r}"))
     return None
+
+
+def _related_person(ctx: Ctx, entries: _Entries, identifier: dict, where: str,
+                    problems: list[Problem]) -> str | None:
+    rep = _representative(ctx, identifier)
+    if rep is None:
+        said = identifier.get("value") or "sans identifiant"
+        problems.append(_problem(
+            f"{where}.member.identifier", "cds-related-person-unknown",
+            f"le membre {said} (RelatedPerson) n'est pas un représentant légal du projet : "
+            "cds-fr-related-person exige son nom, un moyen de contact et son lien avec la personne",
+            f"member {said} (RelatedPerson) is no legal representative of the plan"))
+        return None
+    if not rep.telecom:
+        index = ctx.plan.person.representatives.index(rep)
+        problems.append(_problem(
+            f"$.person.representatives[{index}].telecom", "cds-related-person-telecom",
+            f"le représentant légal {rep.id} n'a ni téléphone ni courriel : cds-fr-related-person "
+            "exige au moins un moyen de contact (telecom 1..*)",
+            f"legal representative {rep.id} has no telecom: cds-fr-related-person requires one"))
+        return None
+    resource = actors.related_person(ctx, rep, ctx.patient)
+    return entries.upsert(ctx.urls["representative"][rep.id], resource, resource["identifier"][0])
 
 
 def _roles(part: dict) -> list[dict]:
