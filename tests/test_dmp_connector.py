@@ -54,7 +54,7 @@ def test_iti41_feeds_the_document_and_the_receipt_names_its_unique_id(first):
 
 def test_iti18_finds_the_persons_documents_with_their_metadata(connector, first):
     sub, _ = first
-    entries = connector.find_documents(sub.patient)
+    entries = connector.find_documents(sub.patient, type_codes=("80788-3",))
     assert [e.unique_id for e in entries] == [sub.unique_id]
     (entry,) = entries
     assert entry.type_code == "80788-3" and entry.size == len(sub.content) and entry.approved
@@ -77,7 +77,8 @@ def test_a_second_version_replaces_the_first(connector, first):
     second = S.submission(PLAN, version=2)
     receipt = connector.send(S.envelope(second, "k2"))
     assert receipt.status == "accepted" and sub.unique_id in receipt.detail
-    statuses = {e.unique_id: e.status for e in connector.find_documents(sub.patient, statuses=BOTH)}
+    statuses = {e.unique_id: e.status for e in connector.find_documents(sub.patient, statuses=BOTH,
+                                                                        type_codes=("80788-3",))}
     assert statuses == {sub.unique_id: iti18.DEPRECATED, second.unique_id: iti18.APPROVED}
 
 

@@ -351,3 +351,38 @@ def test_the_sandbox_makes_at_least_twelve_distinct_rejections(peer):
     """Run last in this module: every code the tests above made the sandbox answer."""
     codes = set(peer.sandbox.rejections)
     assert len(codes) >= 12, sorted(codes)
+
+
+# ----------------------------------------------------------------- submission-set signature (XAdES)
+
+
+def test_an_unsigned_submission_set_is_refused(peer):
+    unsigned = peer.connector(sign_submission=False)
+    try:
+        error = rejected(unsigned, fresh(60))
+    finally:
+        unsigned.close()
+    assert error.code == "XDSRegistryMetadataError" and "non signé" in error.reason
+
+
+def test_a_submission_signed_by_an_unregistered_seal_is_refused(peer, connector, monkeypatch):
+    cert, key, _ = issue_seal(peer.ca, "Cachet inconnu (signature du lot)", "unknown-seal-2")
+    monkeypatch.setattr(connector, "seal", vihf.Seal.from_files(str(cert), str(key)))
+    monkeypatch.setattr(vihf, "build", _real_vihf_build(connector))
+    error = rejected(connector, fresh(61))
+    assert error.code == "InvalidDocumentContent" and "non enregistré" in error.reason
+
+
+def _real_vihf_build(connector):
+    real, seal = vihf.build, connector.seal.__class__.from_files(str(connector.settings.seal_cert),
+                                                                  str(connector.settings.seal_key))
+    return lambda claims, _seal, now: real(claims, seal, now=now)
+
+
+def test_a_signature_that_does_not_cover_the_document_is_refused(connector, monkeypatch):
+    from connectors.dmp import xades
+
+    real = xades.sign
+    monkeypatch.setattr(xades, "sign", lambda documents, seal: real([(uid, b"autre contenu") for uid, _ in documents], seal))
+    error = rejected(connector, fresh(62))
+    assert error.code == "InvalidDocumentContent" and "empreinte" in error.reason

@@ -78,6 +78,13 @@ def submit(store, tenant):
         purpose="COC", payload_kind="cda-document"), actor="test", decider=consent_decider).exchange
 
 
+def documents(peer, patient):
+    """The CDA documents the sandbox holds for the person (not the submission signatures)."""
+    from connectors.sandbox.dmp_rules import is_signature
+
+    return [e for e in peer.sandbox.registry.of_patient(patient) if not is_signature(e.node)]
+
+
 def final(store, tenant, exchange_id):
     with store.reading() as conn:
         return outbox.get(conn, tenant.id, exchange_id)
@@ -91,7 +98,7 @@ def test_a_person_informed_in_writing_has_the_plan_fed_to_the_dmp(spine):
     worker.drain()
     done = final(store, tenant, exchange.id)
     assert done.status is Status.sent
-    (stored,) = peer.sandbox.registry.of_patient(patient)
+    (stored,) = documents(peer, patient)
     assert done.receipt["peer_reference"] == stored.unique_id
 
 
@@ -124,7 +131,7 @@ def test_a_dmp_outage_is_retried_and_the_document_stored_once(spine):
     worker.drain()
     done = final(store, tenant, exchange.id)
     assert done.status is Status.sent and done.attempts == 3
-    assert len(peer.sandbox.registry.of_patient(patient)) == 1
+    assert len(documents(peer, patient)) == 1
 
 
 def test_a_dmp_refusal_goes_to_dead_letters_with_its_code_and_words(spine):
@@ -142,7 +149,7 @@ def test_the_consent_record_sets_no_visibility_flag_nobody_asked_for(spine):
     store, tenant, peer, worker, patient = spine
     inform(store, tenant)
     worker.drain() if submit(store, tenant) else None
-    (stored,) = peer.sandbox.registry.of_patient(patient)
+    (stored,) = documents(peer, patient)
     from connectors.sandbox.dmp_rules import classifications
     from mappings.xds import metadata as M
 
@@ -174,8 +181,8 @@ def test_a_minors_secrecy_makes_the_document_invisible_to_legal_representatives(
     assert payload_dmp.validate_submission(sub.dumps(), use_cda_gate=False) == []
     connector = peer.connector()
     assert connector.provide(sub).status == "accepted"  # in a secret connection: accepted
-    (entry,) = connector.find_documents(patient)
-    assert "INVISIBLE_REPRESENTANTS_LEGAUX" in entry.confidentiality
+    entries = connector.find_documents(patient)  # the document and the submission's signature
+    assert len(entries) == 2 and all("INVISIBLE_REPRESENTANTS_LEGAUX" in e.confidentiality for e in entries)
     connector.close()
 
 

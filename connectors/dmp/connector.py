@@ -51,6 +51,7 @@ class DmpSettings:
     lps_version: str = "0.1.0"
     lps_homologation: str | None = None
     vihf_version: str = vihf.DEFAULT_VERSION
+    sign_submission: bool = True  # XAdES signature of the submission set (specs §5.1)
     timeout: float = 30.0
 
     @classmethod
@@ -59,6 +60,8 @@ class DmpSettings:
         values = {k: v for k, v in config.items() if k in known}
         if "timeout" in values:
             values["timeout"] = float(values["timeout"])
+        if isinstance(values.get("sign_submission"), str):
+            values["sign_submission"] = values["sign_submission"].lower() in ("1", "true", "oui", "yes")
         return cls(**values)
 
 
@@ -141,8 +144,11 @@ class DmpConnector:
         metadata, note = submission.metadata, ""
         if submission.replaces:
             metadata, note = self._replacement(submission)
-        body, attachments = iti41.request(metadata, [iti41.Document(submission.entry_uuid, submission.content,
-                                                                    submission.mime_type)])
+        documents = [iti41.Document(submission.entry_uuid, submission.content, submission.mime_type)]
+        if self.settings.sign_submission:
+            metadata, signature = self._signed(submission, metadata)
+            documents.append(signature)
+        body, attachments = iti41.request(metadata, documents)
         message = self.call(self.settings.repository_path, iti41.ACTION, body, patient=submission.patient,
                             secret=submission.secret_connection, attachments=attachments,
                             response_action=iti41.RESPONSE_ACTION)
@@ -153,6 +159,18 @@ class DmpConnector:
         detail = "; ".join(filter(None, [note, *(e.line() for e in result.errors)])) or "Success"
         return Receipt(status="duplicate" if duplicate else "accepted", peer_reference=submission.unique_id,
                        detail=detail, received_at=self.clock())
+
+    def _signed(self, submission: Submission, metadata: bytes) -> tuple[bytes, iti41.Document]:
+        """The submission set signed XAdES with the seal certificate (connectors/dmp/xades.py):
+        the signature document and its DocumentEntry (`signs` the CDA)."""
+        from connectors.dmp import xades
+        from mappings.cda.constants import derived_oid
+
+        now = self.clock()
+        signature = xades.sign([(submission.unique_id, submission.content)], self.seal)
+        unique_id = derived_oid("submission-signature", submission.unique_id, now.isoformat())
+        metadata = M.add_signature(metadata, signature, unique_id=unique_id, now=now)
+        return metadata, iti41.Document(M.entry_uuid(unique_id), signature, "text/xml")
 
     def _replacement(self, submission: Submission) -> tuple[bytes, str]:
         found = self.get_documents(submission.patient, unique_ids=(submission.replaces,))
@@ -178,8 +196,9 @@ class DmpConnector:
             raise E.failure(result.errors, "DMP ITI-18 refusé")
         return result.entries
 
-    def find_documents(self, patient: str, *, statuses: tuple[str, ...] = (iti18.APPROVED,)) -> list[iti18.DocumentEntry]:
-        return self._query(patient, iti18.find_documents(patient, statuses))
+    def find_documents(self, patient: str, *, statuses: tuple[str, ...] = (iti18.APPROVED,),
+                       type_codes: tuple[str, ...] = ()) -> list[iti18.DocumentEntry]:
+        return self._query(patient, iti18.find_documents(patient, statuses, type_codes))
 
     def get_documents(self, patient: str, *, unique_ids: tuple[str, ...] = (),
                       entry_uuids: tuple[str, ...] = ()) -> list[iti18.DocumentEntry]:

@@ -91,10 +91,11 @@ class DmpSandbox:
 
     def __init__(self, *, trusted_seals: list[x509.Certificate], patients: set[str] | None = None,
                  cda_check: Callable[[etree._Element], list[str]] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, require_signature: bool = True):
         self.trusted = list(trusted_seals)
         self.patients = set(patients or ())  # INS (CX) of persons with an open DMP
         self.cda_check = cda_check
+        self.require_signature = require_signature  # ITI-41: the submission set signed XAdES (specs §5.1)
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.registry = Registry()
         self.faults = Faults()
@@ -221,50 +222,84 @@ class DmpSandbox:
             raise R.Rejected("XDSRegistryMetadataError", "aucun DocumentEntry dans la soumission")
         ss_patient = R.check_submission_set(objects.find("rim:RegistryPackage", R.NS))
         entries = [R.entry_of(n) for n in nodes]
+        signatures = [e for e in entries if R.is_signature(e.node)]
+        entries = [e for e in entries if not R.is_signature(e.node)]
+        if not entries:
+            raise R.Rejected("XDSRegistryMetadataError", "aucun document à enregistrer dans la soumission")
         seen: set[str] = set()
         results: list = []
         with self.registry.lock:
             for entry in entries:
-                where = f"ExtrinsicObject {entry.entry_uuid}"
-                if entry.unique_id in seen:
-                    raise R.Rejected("XDSRegistryDuplicateUniqueIdInMessage", f"{where} : uniqueId en double", where)
-                seen.add(entry.unique_id)
-                if entry.patient != ss_patient:
-                    raise R.Rejected("XDSPatientIdDoesNotMatch",
-                                     f"{where} : patientId du document ≠ patientId du lot de soumission", where)
-                if entry.patient != claims.patient:
-                    raise R.Rejected("XDSPatientIdDoesNotMatch",
-                                     f"{where} : patientId ≠ patient du VIHF (resource-id)", where)
-                if entry.patient not in self.patients:
-                    raise R.Rejected("XDSUnknownPatientId", f"{where} : aucun DMP ouvert pour l'INS {entry.patient}", where)
-                content, declared = documents[entry.entry_uuid]
-                R.check_content(entry, content, declared)
-                visibility = [c for c, s in R.classifications(entry.node, M.DE_CONFIDENTIALITY) if s == M.TRE_A07]
-                if claims.secret_connection and "INVISIBLE_REPRESENTANTS_LEGAUX" not in visibility:
-                    raise R.Rejected("XDSRegistryMetadataError", f"{where} : connexion secrète (mineur) : seul un "
-                                     "document invisible aux représentants légaux peut être déposé", where)
-                R.check_cda(entry, content, self.cda_check)
-                known = self.registry.by_unique_id(entry.unique_id)
-                if known:
-                    if hashlib.sha1(known[0].content).hexdigest() != hashlib.sha1(content).hexdigest():
-                        raise R.Rejected("XDSDocumentUniqueIdError", f"{where} : uniqueId {entry.unique_id} déjà "
-                                         "enregistré pour un autre contenu", where)
-                    results.append(None)
-                    continue
-                results.append(entry)
+                results.append(self._check_entry(entry, documents, claims, ss_patient, seen))
+            self._check_signatures(signatures, entries, documents, claims)
             replaced = self._replacements(objects, entries)
-            for entry in (e for e in results if e is not None):
+            if all(r is None for r in results):
+                return results  # a resend: nothing new (its fresh signature is not kept either)
+            for entry in [*(e for e in results if e is not None), *signatures]:
                 self._store(entry, documents[entry.entry_uuid][0])
             for target in replaced:
                 target.node.set("status", DEPRECATED)
         return results
+
+    def _check_entry(self, entry: R.Entry, documents: dict, claims: vihf.Claims, ss_patient: str,
+                     seen: set[str]) -> R.Entry | None:
+        where = f"ExtrinsicObject {entry.entry_uuid}"
+        if entry.unique_id in seen:
+            raise R.Rejected("XDSRegistryDuplicateUniqueIdInMessage", f"{where} : uniqueId en double", where)
+        seen.add(entry.unique_id)
+        if entry.patient != ss_patient:
+            raise R.Rejected("XDSPatientIdDoesNotMatch",
+                             f"{where} : patientId du document ≠ patientId du lot de soumission", where)
+        if entry.patient != claims.patient:
+            raise R.Rejected("XDSPatientIdDoesNotMatch", f"{where} : patientId ≠ patient du VIHF (resource-id)", where)
+        if entry.patient not in self.patients:
+            raise R.Rejected("XDSUnknownPatientId", f"{where} : aucun DMP ouvert pour l'INS {entry.patient}", where)
+        content, declared = documents[entry.entry_uuid]
+        R.check_content(entry, content, declared)
+        visibility = [c for c, s in R.classifications(entry.node, M.DE_CONFIDENTIALITY) if s == M.TRE_A07]
+        if claims.secret_connection and "INVISIBLE_REPRESENTANTS_LEGAUX" not in visibility:
+            raise R.Rejected("XDSRegistryMetadataError", f"{where} : connexion secrète (mineur) : seul un "
+                             "document invisible aux représentants légaux peut être déposé", where)
+        R.check_cda(entry, content, self.cda_check)
+        known = self.registry.by_unique_id(entry.unique_id)
+        if known:
+            if hashlib.sha1(known[0].content).digest() != hashlib.sha1(content).digest():
+                raise R.Rejected("XDSDocumentUniqueIdError", f"{where} : uniqueId {entry.unique_id} déjà "
+                                 "enregistré pour un autre contenu", where)
+            return None
+        return entry
+
+    def _check_signatures(self, signatures: list[R.Entry], entries: list[R.Entry], documents: dict,
+                          claims: vihf.Claims) -> None:
+        """The submission set's XAdES signature (specs §5.1): one signature document, by a
+        registered seal, covering exactly the documents of the submission."""
+        from connectors.dmp import xades
+
+        if not signatures:
+            if self.require_signature:
+                raise R.Rejected("XDSRegistryMetadataError",
+                                 "lot de soumission non signé : signature XAdES (IHE DSG détachée) absente")
+            return
+        if len(signatures) > 1:
+            raise R.Rejected("XDSRegistryMetadataError", "plusieurs signatures du lot de soumission")
+        (signature,) = signatures
+        visibility = [c for c, s in R.classifications(signature.node, M.DE_CONFIDENTIALITY) if s == M.TRE_A07]
+        if claims.secret_connection and "INVISIBLE_REPRESENTANTS_LEGAUX" not in visibility:
+            raise R.Rejected("XDSRegistryMetadataError", "connexion secrète (mineur) : la signature du lot doit "
+                             "elle aussi être invisible aux représentants légaux", signature.entry_uuid)
+        content, declared = documents[signature.entry_uuid]
+        R.check_content(signature, content, declared)
+        try:
+            xades.verify(content, self.trusted, {e.unique_id: documents[e.entry_uuid][0] for e in entries})
+        except xades.XadesRefused as exc:
+            raise R.Rejected("InvalidDocumentContent", exc.reason, signature.entry_uuid) from None
 
     def _replacements(self, objects: etree._Element, entries: list[R.Entry]) -> list[Stored]:
         by_id = {e.entry_uuid: e for e in entries}
         targets = []
         for association in objects.iterfind("rim:Association", R.NS):
             kind = association.get("associationType")
-            if kind == M.HAS_MEMBER:
+            if kind in (M.HAS_MEMBER, M.SIGNS):
                 continue
             if kind != M.RPLC:
                 raise R.Rejected("XDSRegistryMetadataError", f"association {kind} non prise en charge", association.get("id"))

@@ -40,6 +40,14 @@ VALUE_SETS = {
     M.DE_CONFIDENTIALITY: ("confidentialityCode", "JDV_J08-XdsConfidentialityCode-CISIS", CONFIDENTIALITY_CODES),
     M.DE_FORMAT: ("formatCode", "JDV_J60-FormatCode-DMP", FORMAT_CODES),
 }
+# The submission set's signature document (IHE DSG detached, connectors/dmp/xades.py).
+SIGNATURE_VALUE_SETS = {
+    **VALUE_SETS,
+    M.DE_TYPE: ("typeCode", "IHE DSG", {M.SIGNATURE_TYPE[::2]}),
+    M.DE_CLASS: ("classCode", "IHE DSG", {M.SIGNATURE_CLASS[::2]}),
+    M.DE_FORMAT: ("formatCode", "TRE_A11 (signature détachée)", {M.SIGNATURE_FORMAT[::2]}),
+    M.DE_CONFIDENTIALITY: ("confidentialityCode", "JDV_J08-XdsConfidentialityCode-CISIS", CONFIDENTIALITY_CODES),
+}
 INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11")
 REQUIRED_SLOTS = ("creationTime", "languageCode", "sourcePatientId", "serviceStartTime")
 
@@ -88,8 +96,13 @@ def check_patient_id(value: str | None, where: str) -> str:
     return value
 
 
+def is_signature(node: etree._Element) -> bool:
+    return (M.SIGNATURE_FORMAT[0], M.SIGNATURE_FORMAT[2]) in classifications(node, M.DE_FORMAT)
+
+
 def entry_of(node: etree._Element) -> Entry:
     uid = node.get("id", "")
+    value_sets = SIGNATURE_VALUE_SETS if is_signature(node) else VALUE_SETS
     where = f"ExtrinsicObject {uid}"
     for name in REQUIRED_SLOTS:
         if not slot(node, name):
@@ -98,7 +111,7 @@ def entry_of(node: etree._Element) -> Entry:
         raise Rejected("XDSRegistryMetadataError", f"{where} : titre (Name) absent", where)
     if not node.get("mimeType"):
         raise Rejected("XDSRegistryMetadataError", f"{where} : mimeType absent", where)
-    for scheme, (label, value_set, allowed) in VALUE_SETS.items():
+    for scheme, (label, value_set, allowed) in value_sets.items():
         codes = classifications(node, scheme)
         if not codes:
             raise Rejected("XDSRegistryMetadataError", f"{where} : {label} absent", where)

@@ -1,6 +1,6 @@
 """Demo step: the DMP (Mon espace santé). The persons informed by the platform also received the
 written DMP notice (arrêté du 26/10/2023); each plan the consent engine allows goes to the
-sandbox DMP as a CDA document (ITI-41 over mutual TLS with a signed VIHF), is queried back
+sandbox DMP as a CDA document (ITI-41 over mutual TLS with a signed VIHF, the submission set signed XAdES), is queried back
 (ITI-18) and retrieved (ITI-43) and compared byte for byte with what was sent; then a second
 version of one plan replaces the first (RPLC: the first becomes Deprecated)."""
 
@@ -24,6 +24,7 @@ from gateway.delivery import outbox
 from gateway.delivery.worker import Worker
 from gateway.model import Plan
 from gateway.storage import Store
+from mappings.cda.constants import DOC_TYPE_CODE
 from mappings.xds import patient_cx
 
 LABEL = "DMP (Mon espace santé)"
@@ -84,7 +85,8 @@ def _feed(store, tenant, http, auth, plans, connector, peer, informed, worker, p
     same = 0
     for _, payload in sent:
         submission = loads(payload)
-        found = [e for e in connector.find_documents(submission.patient) if e.unique_id == submission.unique_id]
+        found = [e for e in connector.find_documents(submission.patient, type_codes=(DOC_TYPE_CODE,))
+                 if e.unique_id == submission.unique_id]
         if found and connector.retrieve(submission.patient, found[0].repository_unique_id,
                                         found[0].unique_id).content == submission.content:
             same += 1
@@ -108,7 +110,7 @@ def _second_version(store, tenant, http, auth, connector, first, post, settle, w
     post(http, auth, pid, "dmp", "cda-document")
     settle(worker, store, tenant)
     statuses = {e.unique_id: e.status for e in connector.find_documents(
-        before.patient, statuses=(iti18.APPROVED, iti18.DEPRECATED))}
+        before.patient, statuses=(iti18.APPROVED, iti18.DEPRECATED), type_codes=(DOC_TYPE_CODE,))}
     new = [u for u, s in statuses.items() if s == iti18.APPROVED]
     _say(f"   nouvelle version du projet de {pid} : déposée avec RPLC, elle remplace la précédente "
          f"(ancienne : {statuses.get(before.unique_id, '?').rsplit(':', 1)[-1]}, "

@@ -46,6 +46,13 @@ SS_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
 UPDATE_AVAILABILITY = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"  # ITI-57
+SIGNS = "urn:ihe:iti:2007:AssociationType:signs"  # IHE DSG: signature document → signed document
+# IHE DSG signature DocumentEntry (the submission set's XAdES signature, specs §5.1). formatCode
+# from TRE_A11 ("Signature détachée"); classCode and typeCode as IHE DSG defines them — the DMP's
+# own values for this entry are not in the sources (specs §12).
+SIGNATURE_FORMAT = ("urn:ihe:iti:dsg:detached:2014", "Signature détachée", "1.3.6.1.4.1.19376.1.2.3")
+SIGNATURE_CLASS = ("urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "Digital Signature", "URN")
+SIGNATURE_TYPE = ("E1762", "Full Document", "ASTM")
 CLASSIFICATION = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
 EXTERNAL_IDENTIFIER = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
 REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
@@ -296,4 +303,57 @@ def metadata_update(*, patient: str, finess: str, platform_name: str, now: dt.da
                       associationType=HAS_MEMBER, sourceObject=ss, targetObject=new_version.get("id"))
         _slot(member, "SubmissionSetStatus", "Original")
         _slot(member, "PreviousVersion", previous_version or "1")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def add_signature(request: bytes, signature: bytes, *, unique_id: str, now: dt.datetime) -> bytes:
+    """The SubmitObjectsRequest with the submission set's signature document added (IHE DSG):
+    its DocumentEntry (patient, source patient, author, facility and practice of the signed
+    documents), HasMember from the SubmissionSet, and `signs` to each signed DocumentEntry."""
+    root = etree.fromstring(request, etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True))
+    ns = {"rim": RIM}
+    objects = root.find("rim:RegistryObjectList", ns)
+    signed = objects.findall("rim:ExtrinsicObject", ns)
+    package = objects.find("rim:RegistryPackage", ns)
+    first = signed[0]
+    sig = entry_uuid(unique_id)
+    holder = etree.Element("holder")
+    entry = _rim(holder, "ExtrinsicObject", id=sig, mimeType="text/xml", objectType=DOCUMENT_ENTRY, status=APPROVED)
+    _slot(entry, "creationTime", _utc(now))
+    _slot(entry, "hash", hashlib.sha1(signature).hexdigest())
+    _slot(entry, "size", str(len(signature)))
+    _slot(entry, "languageCode", C.LANGUAGE)
+    for name in ("serviceStartTime", "serviceStopTime", "sourcePatientId"):
+        values = first.xpath(f"rim:Slot[@name='{name}']/rim:ValueList/rim:Value/text()", namespaces=ns)
+        if values:
+            _slot(entry, name, *values)
+    _name(entry, "Signature du lot de soumission")
+    author = first.find(f"rim:Classification[@classificationScheme='{DE_AUTHOR}']", ns)
+    if author is not None:
+        copied = etree.fromstring(etree.tostring(author))
+        copied.set("id", _uuid(sig, DE_AUTHOR))
+        copied.set("classifiedObject", sig)
+        entry.append(copied)
+    _classification(entry, sig, DE_CLASS, SIGNATURE_CLASS)
+    # the signed document's confidentiality and visibility (the signature reveals that it exists)
+    for index, found in enumerate(first.findall(f"rim:Classification[@classificationScheme='{DE_CONFIDENTIALITY}']", ns)):
+        code = found.get("nodeRepresentation")
+        system = found.xpath("rim:Slot[@name='codingScheme']/rim:ValueList/rim:Value/text()", namespaces=ns)[0]
+        display = found.xpath("rim:Name/rim:LocalizedString/@value", namespaces=ns)
+        _classification(entry, sig, DE_CONFIDENTIALITY, (code, display[0] if display else code, system), index)
+    _classification(entry, sig, DE_FORMAT, SIGNATURE_FORMAT)
+    _classification(entry, sig, DE_FACILITY, FACILITY_CODE)
+    _classification(entry, sig, DE_PRACTICE, PRACTICE_CODE)
+    _classification(entry, sig, DE_TYPE, SIGNATURE_TYPE)
+    patient = first.xpath(f"rim:ExternalIdentifier[@identificationScheme='{DE_PATIENT_ID}']/@value", namespaces=ns)[0]
+    _external(entry, sig, DE_PATIENT_ID, patient, "XDSDocumentEntry.patientId")
+    _external(entry, sig, DE_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId")
+    objects.insert(objects.index(signed[-1]) + 1, entry)
+    ss = package.get("id")
+    member = _rim(objects, "Association", id=_uuid(ss, "member", sig), objectType=ASSOCIATION,
+                  associationType=HAS_MEMBER, sourceObject=ss, targetObject=sig)
+    _slot(member, "SubmissionSetStatus", "Original")
+    for document in signed:
+        _rim(objects, "Association", id=_uuid(sig, "signs", document.get("id")), objectType=ASSOCIATION,
+             associationType=SIGNS, sourceObject=sig, targetObject=document.get("id"))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
