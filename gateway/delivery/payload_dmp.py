@@ -79,9 +79,11 @@ def load_obligations(store, tenant, person_local_id: str) -> dict:
     from gateway.consent import DecisionRequest, Recipient, Requester, decide
     from gateway.consent.registry import ConsentRegistry
 
+    from gateway.storage.store import NotFound
+
     try:
         state = ConsentRegistry(store).policy_state(tenant.id, person_local_id)
-    except Exception:  # noqa: BLE001 — no consent state (person unknown to the engine): no obligation
+    except NotFound:  # no plan stored for the person: the spine's decision refuses anyway
         return {"obligations": []}
     decision = decide(state, DecisionRequest(
         tenant_id=tenant.id, person_local_id=person_local_id, recipient=Recipient.from_identifier("system", "dmp"),
