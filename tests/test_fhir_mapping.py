@@ -101,8 +101,16 @@ def test_the_bundle_is_a_transaction_of_posts_to_resource_types(bundles):
         assert bundle["type"] == "transaction"
         assert bundle["meta"]["profile"] == [f"{c.SD}tddui-bundle|{TDDUI_VERSION}"]
         for entry in bundle["entry"]:
-            assert entry["request"] == {"method": "POST", "url": entry["resource"]["resourceType"]}
+            request, resource = entry["request"], entry["resource"]
+            assert (request["method"], request["url"]) == ("POST", resource["resourceType"])
             assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", entry["fullUrl"])
+            shared = resource["resourceType"] in {"Patient", "Organization", "Practitioner",
+                                                  "PractitionerRole", "RelatedPerson"}
+            if shared and resource.get("identifier"):  # conditional create: re-syncs never duplicate
+                first = resource["identifier"][0]
+                assert request["ifNoneExist"] == f"identifier={first['system']}|{first['value']}"
+            else:
+                assert "ifNoneExist" not in request
 
 
 def test_every_resource_declares_its_pinned_profile_and_prescribed_identifier(bundles):

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gateway.cli import french
@@ -14,13 +15,13 @@ from gateway.cli.commands import audit
 from gateway.cli.commands import cda, xds
 from gateway.cli.commands import delivery
 from gateway.cli.commands import mss
-from gateway.cli.commands import console
 from gateway.cli.commands import dmp
 from gateway.cli.commands import conformance
 from gateway.cli.commands import activity
+from gateway.cli.commands import console
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery,
-           mss, activity, dmp, conformance, console)
+MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp,
+           activity, console, conformance)
 
 
 def build_parser() -> french.Parser:
@@ -37,7 +38,11 @@ def build_parser() -> french.Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # `relais … | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -287,6 +287,9 @@ def _mss(store: Store, tenant, http: httpx.Client, auth: dict, worker: Worker, p
                     id=uuid.uuid4().hex, informed_at=now - dt.timedelta(days=2), method=InformationMethod.oral,
                     informed_by="coordinatrice de parcours", notice_version="notice-plateforme-2026-01",
                     topics=frozenset({InformationTopic.cross_category_exchange})), actor="demo", now=now)
+                # The care team the consent engine reads is the one the regional tool keeps
+                # (cercle de soins transaction).
+                _post_exchange(http, auth, local_id, "eparcours", "cds-careteam")
                 _post_exchange(http, auth, local_id, "mss", "xdm-message", {
                     "kind": "professional", "identifier": doctor.identifier, "display": doctor.name,
                     "profession": "health"})
@@ -297,7 +300,8 @@ def _mss(store: Store, tenant, http: httpx.Client, auth: dict, worker: Worker, p
             worker.connectors.pop("mss", None)
             connector.close()
     say(f"\n8. MSSanté (SMTP/IMAP sur TLS mutuel, archive IHE XDM + CDA) : {len(plans)} projet(s) adressé(s) au "
-        f"{doctor.name}, membre de l'équipe de soins ; {received['recorded']} accusé(s) de traitement reçu(s), "
+        f"{doctor.name}, membre de l'équipe de soins (cercle de soins publié sur l'outil e-parcours) ; "
+        f"{received['recorded']} accusé(s) de traitement reçu(s), "
         f"{received['proposed']} réponse(s) CDA en attente de validation par la coordinatrice")
 
 

@@ -18,9 +18,20 @@ from mappings.fhir.tddui.common import meta
 from mappings.fhir.tddui.context import build
 
 
+# Actors shared by every sync of every person (the person, the platform, its professionals,
+# the representatives) are conditional creates on their business identifier (FHIR R4
+# http.html#ccreate, still TDDUI's POST-only flux 1): a re-sync or a resend after a crash does
+# not duplicate them at the consumer, and other flows (cercle de soins) can find them again.
+_SHARED = {"Patient", "Organization", "Practitioner", "PractitionerRole", "RelatedPerson"}
+
+
 def _entry(url: str, resource: dict) -> dict:
-    return {"fullUrl": url, "resource": resource,
-            "request": {"method": "POST", "url": resource["resourceType"]}}
+    request = {"method": "POST", "url": resource["resourceType"]}
+    if resource["resourceType"] in _SHARED and resource.get("identifier"):
+        first = resource["identifier"][0]
+        if first.get("system") and first.get("value"):
+            request["ifNoneExist"] = f"identifier={first['system']}|{first['value']}"
+    return {"fullUrl": url, "resource": resource, "request": request}
 
 
 def plan_to_bundle(plan: Plan, now: dt.datetime) -> dict:

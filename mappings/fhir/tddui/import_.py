@@ -94,6 +94,7 @@ class Reader:
         root.take("resourceType")
         root.take("id")
         root.take("timestamp")
+        root.take("identifier")  # the sender's idempotency key (resend recognition), not plan content
         self._profiles(root, "Bundle")
         kind = root.get("type")
         if kind != "transaction":
@@ -108,6 +109,7 @@ class Reader:
             request = entry.node("request")
             if request is not None:
                 method, url = request.get("method"), request.get("url")
+                request.get("ifNoneExist")  # transport (conditional create), not plan content
                 if method != "POST" or url != rtype:
                     self.warn(f"{entry.path}.request", "tddui-request",
                               f"requête {method} {url} : attendu POST {rtype} (type de ressource, specs §11.2)",
