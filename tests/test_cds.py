@@ -461,8 +461,6 @@ def test_a_care_team_change_sent_again_updates_the_same_care_team(spine, p001):
     assert [sandbox.store.count(t) for t in ("Patient", "PractitionerRole", "Organization")] == [1, 1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="the spine's idempotency key is (person, kind, plan version): a care "
-                   "team changed under the same plan version maps to the exchange already sent")
 def test_a_care_team_change_alone_is_sent_again(spine, p001):
     store, tenant, sandbox, worker = spine
     stored(store, tenant, p001)

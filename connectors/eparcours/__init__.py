@@ -37,8 +37,10 @@ class EparcoursConnector:
         locations = [e.get("response", {}).get("location", "") for e in bundle.get("entry", [])]
         statuses = {e.get("response", {}).get("status", "")[:3] for e in bundle.get("entry", [])}
         main = next((loc for loc in locations if loc.startswith(("CarePlan/", "CareTeam/"))), None)
+        # 201 (created) and 200 (conditional create matched, conditional update applied) both
+        # mean the tool now holds what was sent.
         return Receipt(
-            status="accepted" if "201" in statuses else "duplicate",
+            status="accepted",
             peer_reference=main or (locations[0] if locations else None),
             detail=f"{len(locations)} ressource(s) : " + ", ".join(sorted(statuses)),
         )

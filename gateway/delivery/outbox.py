@@ -32,11 +32,15 @@ X = exchanges.c
 LIVE = (Status.queued, Status.sending, Status.sent, Status.acknowledged)
 
 
-def idempotency_key(tenant_id: str, request: ExchangeRequest, plan_version: int | None) -> str:
-    """Stable for the same plan version, target, kind and recipient: a resend after a crash
-    (or a client repeating POST /exchanges) maps to the same key."""
+def idempotency_key(tenant_id: str, request: ExchangeRequest, plan_version: int | None,
+                    marker: str = "") -> str:
+    """Stable for the same plan version, target, kind and recipient (and `marker`: the
+    versions of what else the payload is made of): a resend after a crash, or a client
+    repeating POST /exchanges, maps to the same key."""
     parts = [tenant_id, request.person_local_id, request.system, request.payload_kind,
              str(plan_version), request.recipient.identifier, request.purpose]
+    if marker:
+        parts.append(marker)
     return "rls-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 

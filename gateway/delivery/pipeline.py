@@ -53,16 +53,19 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     clock = now or (lambda: dt.datetime.now(dt.UTC))
     stored = store.get_plan(tenant, request.person_local_id, request.plan_version)
     plan = Plan.model_validate_json(stored.content)
-    base = outbox.idempotency_key(tenant.id, request, stored.version)
+    kind = payload_kind(request.payload_kind)
+    extras = kind.load(store, tenant, request.person_local_id) if kind.load else {}
+    # What the payload is made of beyond the plan (e.g. the care team's version) is part of
+    # the request's identity: a new care team under the same plan version is a new exchange.
+    marker = ",".join(f"{k}={v}" for k, v in sorted(extras.items()) if k.endswith("_version"))
+    base = outbox.idempotency_key(tenant.id, request, stored.version, marker)
     with store.reading() as conn:
         existing = outbox.find_live(conn, tenant.id, request.system, base)
         if existing is not None:
             return Submitted(outbox.get(conn, tenant.id, existing), created=False)
 
-    kind = payload_kind(request.payload_kind)
     if not request.data_categories:
         request = replace(request, data_categories=default_categories(request.system, request.payload_kind, plan))
-    extras = kind.load(store, tenant, request.person_local_id) if kind.load else {}
     context = BuildContext(tenant_slug=tenant.slug, tenant_finess=tenant.finess or plan.platform.finess,
                            plan_version=stored.version, now=clock(), idempotency_key=base, extras=extras)
     try:
