@@ -544,3 +544,37 @@ def test_one_address_failing_on_many_logins_is_stopped(web, clock, platform):
     assert refused.status_code == 429 and "depuis cette adresse" in html.unescape(refused.text)
     clock.advance(minutes=11)
     assert log_in(web).status_code == 200
+
+
+def test_the_activity_page_shows_only_the_platforms_own_activity_and_is_audited(web, platform):
+    from tests.test_activity_support import hand_case
+
+    store, config, _ = platform
+    hand_case(store, slug="plateforme-activite")  # another platform, with activity in February 2026
+    accounts.create_account(store, "plateforme-activite", "dpo.activite", PASSWORD, config=config)
+    log_in(web)  # DPO of platform A: no activity recorded
+    mine = web.get("/console/activite", params={"du": "2026-02-01", "au": "2026-02-28"})
+    assert '<strong id="file-active">0</strong>' in mine.text and mine.text.count('role="img"') == 5
+    web.post("/console/deconnexion", data={"csrf": csrf_token(mine.text)})
+    log_in(web, tenant="plateforme-activite", login="dpo.activite")
+    theirs = web.get("/console/activite", params={"du": "2026-02-01", "au": "2026-02-28"})
+    assert '<strong id="file-active">2</strong>' in theirs.text
+    bad = web.get("/console/activite", params={"du": "février"})
+    assert "période invalide" in html.unescape(bad.text)
+    pages = [v["refs"] for v in audit_rows(store, "console.viewed") if v["refs"]["page"] == "activite"]
+    assert pages[0] == {"page": "activite", "du": "2026-02-01", "au": "2026-02-28"}
+
+
+def test_the_decisions_list_pages_backwards_without_gaps_or_repeats(web, platform, monkeypatch):
+    import re
+
+    monkeypatch.setattr("gateway.console.routes.PAGE", 1)
+    log_in(web)
+    seen, page = [], web.get("/console/decisions")
+    while True:
+        seen += re.findall(r'id="decision-([0-9a-f]+)"', page.text)
+        following = re.search(r'href="(/console/decisions\?[^"]*avant=[^"]+)"', page.text)
+        if not following:
+            break
+        page = web.get(html.unescape(following.group(1)))
+    assert len(seen) == 3 and len(set(seen)) == 3

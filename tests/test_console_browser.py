@@ -146,3 +146,39 @@ def test_a_dpo_reads_a_denial_downloads_the_report_verifies_and_sees_tampering(b
     page.wait_for_url(f"{url}/console/")
     assert f"entrée {seq}" in page.get_by_role("alert").inner_text()
     page.close()
+
+
+def test_the_activity_page_draws_the_indicators_as_accessible_svg(browser, tmp_path):
+    """Issue 10's « Activité » page (gateway.activity.charts), on the hand-computed case of the
+    activity tests: February 2026, file active 2."""
+    from tests.test_activity_support import hand_case
+
+    store = Store(f"sqlite:///{tmp_path / 'relais.db'}")
+    store.migrate()
+    hand_case(store, slug="plateforme-activite")
+    config = console_settings(store, tmp_path / "audit-keys")
+    from gateway.console import accounts
+
+    accounts.create_account(store, "plateforme-activite", "dpo.activite", PASSWORD, config=config)
+    with ThreadedServer(create_app(store, config)) as server:
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"{server.url}/console/activite?du=2026-02-01&au=2026-02-28")
+        page.get_by_label("Plateforme (identifiant court)").fill("plateforme-activite")
+        page.get_by_label("Identifiant", exact=True).fill("dpo.activite")
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
+        page.wait_for_url("**/console/activite?du=2026-02-01&au=2026-02-28")
+        assert page.locator("#file-active").inner_text() == "2"
+        charts = page.locator("figure.graphique svg[role=img]")
+        assert charts.count() == 5
+        assert "File active par mois" in charts.first.get_attribute("aria-labelledby") or \
+            "File active par mois" in charts.first.inner_html()
+        box = charts.first.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100  # drawn, not empty
+        page.screenshot(path=str(tmp_path / "activite.png"), full_page=True)
+        shots = os.environ.get("RELAIS_CONSOLE_SCREENSHOTS")
+        if shots:
+            shutil.copy(tmp_path / "activite.png", Path(shots) / "console-activite.png")
+        page.close()
+    store.close()

@@ -447,6 +447,32 @@ def console_app(store: Store, config: Settings, *, clock: Callable[[], dt.dateti
         return _render(request, "decisions.html", who, rows=rows, flt=flt, effects=EFFECTS, systems=SYSTEMS,
                        problems=problems, following=following)
 
+    @app.get("/activite", response_class=HTMLResponse)
+    def activity_page(request: Request, du: str = "", au: str = "", who: Session = Depends(current_session)):
+        """Issue 10's « Activité » page: the platform's SERAFIN-PH indicators as SVG charts
+        (gateway.activity.charts: no script, no external asset, accessible)."""
+        from gateway.activity import charts
+        from gateway.activity.indicators import Window, report
+
+        c = _console(request)
+        today = c.now().date()
+        problems = []
+        try:
+            end = dt.date.fromisoformat(au) if au else today
+            start = dt.date.fromisoformat(du) if du else dt.date(end.year, 1, 1)
+            window = Window(start, end)
+            if window.days > 3 * 366:
+                raise ValueError("période de plus de trois ans : la découper")
+        except ValueError as exc:
+            problems.append(f"période invalide ({exc}) : année en cours affichée")
+            window = Window(dt.date(today.year, 1, 1), today)
+        data = report(c.store, c.store.get_tenant(who.account.tenant_slug), window, series=True)
+        figures = [charts.file_active_chart(data)] + [
+            charts.modality_bar_chart(data, name)
+            for name in ("file_active_reference_week", "occupancy", "turnover", "intensity")]
+        _viewed(c, who, "activite", du=window.start.isoformat(), au=window.end.isoformat())
+        return _render(request, "activite.html", who, window=window, data=data, figures=figures, problems=problems)
+
     @app.get("/integrite", response_class=HTMLResponse)
     def integrity_page(request: Request, who: Session = Depends(current_session)):
         c = _console(request)
