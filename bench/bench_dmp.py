@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 from lxml import etree  # noqa: E402
 
 from connectors.dmp import vihf  # noqa: E402
-from connectors.sandbox.dmp import DmpPeer  # noqa: E402
+from connectors.sandbox.dmp_peer import DmpPeer  # noqa: E402
 from gateway.delivery.payload_dmp import build_submission  # noqa: E402
 from gateway.model import IdentityStatus, Plan  # noqa: E402
 

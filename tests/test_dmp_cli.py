@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.sandbox.dmp import DmpPeer
+from connectors.sandbox.dmp_peer import DmpPeer
 from gateway.cli.main import main
 from gateway.settings import settings
 from gateway.storage import Store

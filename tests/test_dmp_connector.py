@@ -15,7 +15,7 @@ from lxml import etree
 from connectors.base import PermanentError, TransientError
 from connectors.dmp import errors as E
 from connectors.dmp import iti18, soap, vihf
-from connectors.sandbox.dmp import DmpPeer
+from connectors.sandbox.dmp_peer import DmpPeer
 from tests import dmp_support as S
 
 PLAN = S.plan("p003-enfant-tnd.json")

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.base import PermanentError, TransientError
 from connectors.dmp import iti65, iti67, iti68, mhd
-from connectors.sandbox.dmp import DmpPeer
+from connectors.sandbox.dmp_peer import DmpPeer
 from connectors.sandbox.fhir_app import Fault
 from tests import dmp_support as S
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 from connectors.base import PermanentError
 from connectors.dmp import iti18, iti41, soap, vihf
-from connectors.sandbox.dmp import DmpPeer, issue_seal
+from connectors.sandbox.dmp_peer import DmpPeer, issue_seal
 from mappings.xds import metadata as M
 from tests import dmp_support as S
 
@@ -383,7 +383,7 @@ def test_a_signature_that_does_not_cover_the_document_is_refused(connector, monk
 
 
 def test_a_cda_that_breaks_the_cda_schema_is_refused(tmp_path):
-    from connectors.sandbox.dmp import cda_schema_check
+    from connectors.sandbox.dmp_peer import cda_schema_check
 
     check = cda_schema_check()
     if check is None:

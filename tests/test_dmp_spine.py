@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from connectors.base import Recipient, RetryPolicy
-from connectors.sandbox.dmp import DmpPeer
+from connectors.sandbox.dmp_peer import DmpPeer
 from connectors.sandbox.fhir_app import Fault
 from gateway.consent import ConsentRegistry, DecisionRequest, Requester, decide
 from gateway.consent import Recipient as ConsentRecipient

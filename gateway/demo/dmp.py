@@ -16,7 +16,7 @@ import orjson
 
 from connectors.dmp import iti18
 from connectors.dmp.submission import loads
-from connectors.sandbox.dmp import DmpPeer
+from connectors.sandbox.dmp_peer import DmpPeer
 from gateway.consent import ConsentRegistry
 from gateway.consent.model import InformationRecord
 from gateway.consent.vocab import InformationMethod, InformationTopic
