@@ -104,7 +104,8 @@ def line_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(number_fr(value, digits))}</text>')
     step = plot_w / max(1, len(labels) - 1) if len(labels) > 1 else 0
     xs = [left + (step * i if len(labels) > 1 else plot_w / 2) for i in range(len(labels))]
-    every = max(1, math.ceil(len(labels) / 12))
+    widest = max(len(label) for label in labels) * 6.6 + 10  # 11 px glyphs, generous
+    every = max(1, math.ceil(widest / step)) if step else 1
     for i, label in enumerate(labels):
         if i % every == 0:
             out.append(f'<text x="{xs[i]:.1f}" y="{top + plot_h + 16:.1f}" text-anchor="middle">{escape(label)}</text>')
@@ -177,16 +178,17 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float | None]], *, unit: str
 # ------------------------------------------------------------------ from a report
 
 
-def month_label(month: str) -> str:
-    """`2026-03` -> `mars 2026`."""
+def month_label(month: str, *, with_year: bool = True) -> str:
+    """`2026-03` -> `mars 2026` (or `mars`)."""
     year, number = month.split("-")
-    return f"{MONTHS_FR[int(number) - 1]} {year}"
+    return f"{MONTHS_FR[int(number) - 1]} {year}" if with_year else MONTHS_FR[int(number) - 1]
 
 
 def file_active_chart(report: dict, *, modalities: Sequence[str] | None = None) -> str:
     """File active month by month, all modalities together and per modality used."""
     months = report.get("series", [])
-    labels = [month_label(m["month"]) for m in months]
+    one_year = len({m["month"][:4] for m in months}) == 1
+    labels = [month_label(m["month"], with_year=not one_year) for m in months]
     series: dict[str, list[float | None]] = {"toutes modalités": [m["file_active"]["all"] for m in months]}
     for modality in modalities or MODALITIES:
         values = [m["file_active"]["by_modality"].get(modality, 0) for m in months]

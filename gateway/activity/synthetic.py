@@ -14,8 +14,7 @@ trips. About 4 % of sessions are cancelled and 4 % find the person absent; sessi
 the platform carry the professional's trip (km, minutes). No session on French fixed-date
 public holidays for day services.
 When the platform has no authorised capacity yet and has a FINESS, a fictional authorisation
-is recorded from the 1st of January: per modality, places for 80 % of the persons the plans
-serve in it (at least one).
+is recorded from the 1st of January: per modality, one place per person the plans serve in it.
 """
 
 from __future__ import annotations
@@ -162,7 +161,7 @@ def _capacity(store: Store, tenant: Tenant, plans: list[Plan], start: dt.date, a
                 if service.status in ACTIVE_SERVICES and service.code.startswith("2."):
                     persons[service.modality.value].add(plan.person.local_id)
     for modality, who in sorted(persons.items()):
-        set_capacity(store, tenant, modality, places=max(1, math.ceil(0.8 * len(who))),
+        set_capacity(store, tenant, modality, places=len(who),
                      valid_from=dt.date(start.year, 1, 1), actor=actor)
     return bool(persons)
 

@@ -16,7 +16,9 @@
   the next row of the same modality.
 
 Transport distances are stored in metres (integers: sums stay exact on every backend).
-The rollups are WITHOUT ROWID on SQLite: their primary key is the order the indicators read.
+The rollups are WITHOUT ROWID on SQLite, clustered on their primary key: (person, day) for the
+daily one, so that a write's refresh of one person's days reads only those rows; (person,
+modality, month) for the monthly one, the order the indicators read.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ activity_days = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("person_id", sa.String(32), primary_key=True),
-    sa.Column("modality", sa.String(24), primary_key=True),
     sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("modality", sa.String(24), primary_key=True),
     sa.Column("month", sa.Integer(), nullable=False),  # yyyymm of day
     sa.Column("direct_events", sa.Integer(), nullable=False),
     sa.Column("direct_minutes", sa.Integer(), nullable=False),

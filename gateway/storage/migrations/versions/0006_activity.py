@@ -79,12 +79,12 @@ def upgrade() -> None:
         "activity_days",
         sa.Column("tenant_id", sa.String(32), nullable=False),
         sa.Column("person_id", sa.String(32), nullable=False),
-        sa.Column("modality", sa.String(24), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("modality", sa.String(24), nullable=False),
         sa.Column("month", sa.Integer(), nullable=False),
         *_counters("direct_events", "direct_minutes", "morning_events", "afternoon_events",
                    "indirect_minutes", "events", "transport_m", "transport_minutes"),
-        sa.PrimaryKeyConstraint("tenant_id", "person_id", "modality", "day", name="pk_activity_days"),
+        sa.PrimaryKeyConstraint("tenant_id", "person_id", "day", "modality", name="pk_activity_days"),
         sqlite_with_rowid=False,
     )
     op.create_index("ix_activity_days_tenant_day", "activity_days", ["tenant_id", "day"])
