@@ -24,3 +24,5 @@ def test_the_demo_runs_the_main_job_end_to_end(tmp_path, capsys, monkeypatch):
     assert sent > 0 and refused > 0 and dead == 0  # the outage was ridden out
     assert int(table["ViaTrajectoire"][0]) > 0 and int(table["ViaTrajectoire"][4]) > 0
     assert "vérification hors ligne de l'export : intègre" in out
+    assert "file active : 36 personnes" in out and "taux d'occupation" in out  # a month of activity
+    assert "identiques octet pour octet" in out  # DMP: what was deposited reads back the same

@@ -90,7 +90,7 @@ def _feed(store, tenant, http, auth, plans, connector, peer, informed, worker, p
         if found and connector.retrieve(submission.patient, found[0].repository_unique_id,
                                         found[0].unique_id).content == submission.content:
             same += 1
-    _say(f"\n7 bis. DMP ({peer.url}, XDS.b SOAP/MTOM, TLS mutuel, VIHF signé, lot signé XAdES) : {informed} personnes ont reçu "
+    _say(f"\n8. DMP ({peer.url}, XDS.b SOAP/MTOM, TLS mutuel, VIHF signé, lot signé XAdES) : {informed} personnes ont reçu "
          f"la notice écrite DMP ; {len(sent)} projet(s) déposé(s) en CDA (ITI-41), relus (ITI-18 + ITI-43) : "
          f"{same}/{len(sent)} identiques octet pour octet")
     reasons(store, tenant, "dmp")

@@ -120,6 +120,7 @@ def run(config: Settings, fixtures: Path = FIXTURES, today: dt.date | None = Non
             _exchanges(store, tenant, http, auth, stored, now)
     finally:
         unsubscribe()
+    _activity(store, tenant, [p for _, _, p in plans])
     _audit(store, config)
     _summary(store, tenant, [p for _, _, p in plans], today)
     _console_account(store, config)
@@ -299,7 +300,7 @@ def _mss(store: Store, tenant, http: httpx.Client, auth: dict, worker: Worker, p
         finally:
             worker.connectors.pop("mss", None)
             connector.close()
-    say(f"\n8. MSSanté (SMTP/IMAP sur TLS mutuel, archive IHE XDM + CDA) : {len(plans)} projet(s) adressé(s) au "
+    say(f"\n9. MSSanté (SMTP/IMAP sur TLS mutuel, archive IHE XDM + CDA) : {len(plans)} projet(s) adressé(s) au "
         f"{doctor.name}, membre de l'équipe de soins (cercle de soins publié sur l'outil e-parcours) ; "
         f"{received['recorded']} accusé(s) de traitement reçu(s), "
         f"{received['proposed']} réponse(s) CDA en attente de validation par la coordinatrice")
@@ -339,6 +340,17 @@ def _table(store: Store, tenant) -> None:
 # ----------------------------------------------------------------------- 8 – 9
 
 
+def _activity(store: Store, tenant, plans: list[Plan]) -> None:
+    """A month of delivered activity, recorded through the real path, and the SERAFIN-PH
+    indicators the reform asks for (file active, occupancy, turnover, intensity, modularity)."""
+    from gateway.activity import indicators_summary_lines, record_synthetic_month
+
+    month = record_synthetic_month(store, tenant, plans, dt.date(2026, 10, 1), seed=2026)
+    say(f"\n10. Activité d'octobre 2026 (synthétique, en unités SERAFIN-PH) :")
+    for line in indicators_summary_lines(store, tenant, month.start, month.end):
+        say(f"   {line.strip()}")
+
+
 def _audit(store: Store, config: Settings) -> None:
     from gateway.audit.export import export
     from gateway.audit.verify import verify_export
@@ -347,7 +359,7 @@ def _audit(store: Store, config: Settings) -> None:
         summary = export(store.engine, Path(tmp) / "export", config)
         report = verify_export(Path(tmp) / "export")
     state = "intègre" if report.ok else "ALTÉRÉ : " + report.findings[0].message
-    say(f"\n9. Journal d'audit : {summary.entries} entrées, {summary.checkpoints} point(s) de contrôle signé(s) "
+    say(f"\n11. Journal d'audit : {summary.entries} entrées, {summary.checkpoints} point(s) de contrôle signé(s) "
         f"(Ed25519) ; vérification hors ligne de l'export : {state}")
 
 
@@ -361,7 +373,7 @@ def _summary(store: Store, tenant, plans: list[Plan], today: dt.date) -> None:
     hours = sum((s.intensity.value for p in plans for s in p.services
                  if s.code.startswith("2.") and s.intensity
                  and s.intensity.unit.value == "hours_per_week"), Decimal(0))
-    say(f"\n10. Plateforme « {tenant.name} » (FINESS {tenant.finess}) : {store.count_persons(tenant)} personnes en base")
+    say(f"\n12. Plateforme « {tenant.name} » (FINESS {tenant.finess}) : {store.count_persons(tenant)} personnes en base")
     say(f"   {minors} enfants et {len(plans) - minors} adultes ; identités : "
         + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     say("   spécialisations : " + ", ".join(f"{SPECIALISATION_FR[k]} {v}" for k, v in families.most_common()))
@@ -382,5 +394,5 @@ def _console_account(store: Store, config: Settings) -> None:
         accounts.create_account(store, DEMO_TENANT, "dpo.demo", password, config=config, actor="demo")
     except Conflict:
         accounts.set_password(store, DEMO_TENANT, "dpo.demo", password, config=config, actor="demo")
-    say(f"\n11. Console DPO : http://{config.host}:{config.port}/console/ (après « relais serve ») — "
+    say(f"\n13. Console DPO : http://{config.host}:{config.port}/console/ (après « relais serve ») — "
         f"plateforme {DEMO_TENANT}, identifiant dpo.demo, mot de passe {password}")
