@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -472,6 +473,48 @@ def console_app(store: Store, config: Settings, *, clock: Callable[[], dt.dateti
             for name in ("file_active_reference_week", "occupancy", "turnover", "intensity")]
         _viewed(c, who, "activite", du=window.start.isoformat(), au=window.end.isoformat())
         return _render(request, "activite.html", who, window=window, data=data, figures=figures, problems=problems)
+
+    @app.get("/activite/jeu-annuel-{year}.{fmt}")
+    def activity_dataset(request: Request, year: int, fmt: str, who: Session = Depends(current_session)):
+        """The annual data set (relais-serafin-dataset/1) the platform sends each year."""
+        from gateway.activity.dataset import annual_dataset, to_csv
+
+        if fmt not in ("csv", "json") or not 2000 <= year <= 2100:
+            raise HTTPException(404, "export inconnu (jeu-annuel-AAAA.csv ou .json)")
+        c = _console(request)
+        dataset = annual_dataset(c.store, c.store.get_tenant(who.account.tenant_slug), year, now=c.now())
+        _viewed(c, who, "activite-export", annee=str(year), format=fmt)
+        name = f"jeu-annuel-serafin-{year}.{fmt}"
+        body, media = ((to_csv(dataset), "text/csv; charset=utf-8") if fmt == "csv"
+                       else (orjson.dumps(dataset, option=orjson.OPT_INDENT_2), "application/json"))
+        return Response(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/lettres-mortes", response_class=HTMLResponse)
+    def dead_letters_page(request: Request, who: Session = Depends(current_session)):
+        """Exchanges a peer refused for good, with its words; each can be replayed (issue 5)."""
+        from gateway.delivery import outbox
+
+        c = _console(request)
+        with c.store.reading() as conn:
+            rows = outbox.listing(conn, who.tenant_id, status="dead", limit=PAGE)
+            replayed = outbox.replays_of(conn, who.tenant_id, [e.id for e in rows])
+        _viewed(c, who, "lettres-mortes", lignes=str(len(rows)))
+        return _render(request, "lettres_mortes.html", who, rows=rows, systems=SYSTEMS, replayed=replayed)
+
+    @app.post("/lettres-mortes/{exchange_id}/rejouer")
+    def replay(request: Request, exchange_id: str, form: dict = Depends(form_fields),
+               who: Session = Depends(current_session)):
+        from gateway.delivery import pipeline
+        from gateway.storage.store import Conflict, NotFound
+
+        c = _console(request)
+        _check_post(request, who.csrf_token, form.get(csrf.FIELD), who)
+        try:
+            pipeline.replay(c.store, c.store.get_tenant(who.account.tenant_slug), exchange_id[:40],
+                            actor=who.actor)
+        except (NotFound, Conflict) as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RedirectResponse(f"{_root(request)}/lettres-mortes", status_code=303)
 
     @app.get("/integrite", response_class=HTMLResponse)
     def integrity_page(request: Request, who: Session = Depends(current_session)):

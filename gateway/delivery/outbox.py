@@ -321,6 +321,15 @@ def listing(conn: Connection, tenant_id: str, *, status: str | None = None, syst
     return [_exchange(row, []) for row in rows]
 
 
+def replays_of(conn: Connection, tenant_id: str, exchange_ids: list[str]) -> dict[str, str]:
+    """{dead exchange id: id of the exchange that replayed it} for those already replayed."""
+    if not exchange_ids:
+        return {}
+    rows = conn.execute(sa.select(X.replay_of, X.id).where(
+        X.tenant_id == tenant_id, X.replay_of.in_(exchange_ids)).order_by(X.seq)).all()
+    return {old: new for old, new in rows}
+
+
 def counts(conn: Connection, tenant_id: str) -> dict[tuple[str, str], int]:
     rows = conn.execute(
         sa.select(X.system, X.status, sa.func.count()).where(X.tenant_id == tenant_id)
