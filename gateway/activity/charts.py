@@ -96,6 +96,8 @@ def line_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[
         out.append(_text(width / 2, top + plot_h / 2, "aucune donnée sur la période", anchor="middle"))
         return "\n".join(out + ["</svg>"])
     top_value = nice_ceiling(max(values))
+    if digits == 0:  # whole numbers: four whole steps, so no axis label repeats (2, 2, 1, 0, 0)
+        top_value = float(max(4, math.ceil(top_value / 4) * 4))
     out.append(f'<g aria-hidden="true" font-family="{FONT}" font-size="11" fill="#444444">')
     for i in range(5):  # horizontal grid and y labels
         value = top_value * i / 4
@@ -156,7 +158,9 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float | None]], *, unit: str
     if not bars:
         out.append(_text(width / 2, 70, "aucune donnée sur la période", anchor="middle"))
         return "\n".join(out + ["</svg>"])
-    left, right, top = 190, 90, 48
+    # Room on the right for the longest value caption (« 2 personnes par place »…).
+    longest = max((len(_fmt(v, unit, digits)) for _, v in bars), default=8)
+    left, right, top = 190, max(90, int(longest * 7 + 12)), 48
     plot_w = width - left - right
     top_value = nice_ceiling(max(values)) if values and max(values) > 0 else 1.0
     out.append(f'<line x1="{left}" y1="{top - 4}" x2="{left}" y2="{height - 10}" stroke="#888888" '
