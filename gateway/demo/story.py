@@ -258,7 +258,7 @@ def _exchanges(store: Store, tenant, http: httpx.Client, auth: dict, plans: list
                    patient_identifier={"system": f"urn:oid:{plan.person.ins.oid}", "value": plan.person.ins.value})
         poll(store, tenant, peers.connectors["eparcours"])
         _mss(store, tenant, http, auth, worker, [p for p in active if situation[p.person.local_id] == "informée"
-                                                 and p.person.identity_status.value == "QUAL"][:5], now)
+                                                 and p.person.identity_status.value == "QUAL"], now)
     _table(store, tenant)
 
 
@@ -295,8 +295,12 @@ def _mss(store: Store, tenant, http: httpx.Client, auth: dict, worker: Worker, p
                     "kind": "professional", "identifier": doctor.identifier, "display": doctor.name,
                     "profession": "health"})
             _settle(worker, store, tenant)
-            mss.wait(30)
-            received = poll(store, tenant, connector)
+            # The doctor's software answers each message (MDN + CDA); collect until all are in.
+            received = collections.Counter()
+            deadline = time.monotonic() + 90
+            while received["proposed"] < len(plans) and time.monotonic() < deadline:
+                mss.wait(10)
+                received.update(poll(store, tenant, connector))
         finally:
             worker.connectors.pop("mss", None)
             connector.close()
