@@ -72,10 +72,11 @@ def inform(store, tenant, topics=(InformationTopic.dmp,), method=InformationMeth
         notice_version="notice-dmp-v1", topics=frozenset(topics)), actor="test", now=NOW)
 
 
-def submit(store, tenant):
+def submit(store, tenant, labels=()):
     return pipeline.submit(store, tenant, ExchangeRequest(
         person_local_id=PLAN.person.local_id, system="dmp", recipient=Recipient("system", "dmp"),
-        purpose="COC", payload_kind="cda-document"), actor="test", decider=consent_decider).exchange
+        purpose="COC", payload_kind="cda-document", labels=tuple(labels)), actor="test",
+        decider=consent_decider).exchange
 
 
 def documents(peer, patient):
@@ -184,6 +185,19 @@ def test_a_minors_secrecy_makes_the_document_invisible_to_legal_representatives(
     entries = connector.find_documents(patient)  # the document and the submission's signature
     assert len(entries) == 2 and all("INVISIBLE_REPRESENTANTS_LEGAUX" in e.confidentiality for e in entries)
     connector.close()
+
+
+def test_an_exchange_labelled_minor_secret_reaches_the_dmp_invisible_to_legal_representatives(spine):
+    store, tenant, peer, worker, patient = spine
+    inform(store, tenant)
+    exchange = submit(store, tenant, labels=("minor-secret",))
+    assert exchange.status is Status.queued and exchange.labels == ("minor-secret",)
+    worker.drain()
+    assert final(store, tenant, exchange.id).status is Status.sent
+    connector = peer.connector()
+    entries = connector.find_documents(patient)  # the document and the submission's signature
+    connector.close()
+    assert entries and all("INVISIBLE_REPRESENTANTS_LEGAUX" in e.confidentiality for e in entries)
 
 
 def test_flags_that_disagree_with_the_obligations_do_not_pass_validation():

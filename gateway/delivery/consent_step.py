@@ -29,6 +29,7 @@ def consent_decider(conn: Connection, tenant: Tenant, request: ExchangeRequest, 
         # Relais names the person by INS in everything it sends (health data is referenced
         # with the INS since 2021): the engine's INS rule then requires a qualified identity.
         names_ins=True,
+        labels=frozenset(request.labels),
     ), now=now)
     reasons = [r.message for r in decision.reasons if r.effect != "note"]
     return DecisionView(permit=decision.permitted, decision_id=decision.id, reasons=reasons)

@@ -33,7 +33,7 @@ def redecide(conn: Connection, tenant_id: str, request: ExchangeRequest, *, acto
         tenant_id=tenant_id, person_local_id=request.person_local_id,
         recipient=consent_recipient(request.recipient), system=System(request.system),
         purpose=request.purpose, data_categories=frozenset(request.data_categories),
-        requester=Requester(actor=actor), names_ins=True), now=now)
+        requester=Requester(actor=actor), names_ins=True, labels=frozenset(request.labels)), now=now)
 
 
 def cancel(conn: Connection, tenant_id: str, seq: int, exchange_id: str, request: ExchangeRequest,
@@ -51,7 +51,8 @@ def _request(row) -> ExchangeRequest:
     return ExchangeRequest(person_local_id=row.person_local_id, system=row.system,
                            recipient=Recipient(**json.loads(row.recipient)), purpose=row.purpose,
                            payload_kind=row.payload_kind, plan_version=row.plan_version,
-                           data_categories=tuple((row.data_categories or "").split()))
+                           data_categories=tuple((row.data_categories or "").split()),
+                           labels=tuple((row.labels or "").split()))
 
 
 def cancel_forbidden(store: Store, tenant_id: str, person_local_id: str,
@@ -81,7 +82,7 @@ def recheck_claimed(conn: Connection, items: list, now: dt.datetime) -> list:
         request = ExchangeRequest(person_local_id=item.person_local_id, system=item.system,
                                   recipient=item.recipient, purpose=item.purpose,
                                   payload_kind=item.payload_kind, plan_version=item.plan_version,
-                                  data_categories=item.data_categories)
+                                  data_categories=item.data_categories, labels=item.labels)
         decision = redecide(conn, item.tenant_id, request, actor="worker", now=now)
         if decision.permitted:
             kept.append(item)

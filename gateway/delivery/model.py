@@ -48,6 +48,7 @@ class ExchangeRequest:
     payload_kind: str
     data_categories: tuple[str, ...] = ()
     plan_version: int | None = None  # None = the current version
+    labels: tuple[str, ...] = ()  # security labels, e.g. "minor-secret" (L.1111-5)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Exchange:
     updated_at: dt.datetime
     history: list[Event] = field(default_factory=list)
     data_categories: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
     def summary(self) -> dict:
         """JSON view for the API (no payload: it holds personal data)."""
@@ -96,6 +98,7 @@ class Exchange:
             "payload_kind": self.payload_kind,
             "purpose": self.purpose,
             "data_categories": list(self.data_categories),
+            "labels": list(self.labels),
             "recipient": self.recipient,
             "plan_version": self.plan_version,
             "status": self.status.value,

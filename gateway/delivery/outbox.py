@@ -38,7 +38,7 @@ def idempotency_key(tenant_id: str, request: ExchangeRequest, plan_version: int 
     versions of what else the payload is made of): a resend after a crash, or a client
     repeating POST /exchanges, maps to the same key."""
     parts = [tenant_id, request.person_local_id, request.system, request.payload_kind,
-             str(plan_version), request.recipient.identifier, request.purpose]
+             str(plan_version), request.recipient.identifier, request.purpose, *sorted(request.labels)]
     if marker:
         parts.append(marker)
     return "rls-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
@@ -100,6 +100,7 @@ def insert(
             payload_kind=request.payload_kind,
             purpose=request.purpose,
             data_categories=" ".join(sorted(request.data_categories)) or None,
+            labels=" ".join(sorted(request.labels)) or None,
             recipient=json.dumps(request.recipient.as_dict(), ensure_ascii=False),
             plan_version=plan_version,
             status=status.value,
@@ -161,6 +162,7 @@ class Claimed:
     created_at: dt.datetime
     plan_version: int | None
     data_categories: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
 
 def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int,
@@ -199,6 +201,7 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
             payload=row.payload, content_type=row.content_type, attempt=row.attempts,
             created_at=row.created_at, plan_version=row.plan_version,
             data_categories=tuple((row.data_categories or "").split()),
+            labels=tuple((row.labels or "").split()),
         ))
     return claimed
 
@@ -281,6 +284,7 @@ def _exchange(row, history: list[Event]) -> Exchange:
         decision_reasons=json.loads(row.decision_reasons or "[]"),
         idempotency_key=row.idempotency_key, payload_sha256=row.payload_sha256,
         data_categories=tuple((row.data_categories or "").split()),
+        labels=tuple((row.labels or "").split()),
         problems=json.loads(row.problems or "[]"), attempts=row.attempts,
         next_attempt_at=row.next_attempt_at, last_error=row.last_error,
         receipt=json.loads(row.receipt) if row.receipt else None,

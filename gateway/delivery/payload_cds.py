@@ -48,7 +48,7 @@ ENTRY_PROFILES = (
 )
 
 
-def load_care_team(store, tenant, person_local_id: str) -> dict:
+def load_care_team(store, tenant, person_local_id: str, *, labels=()) -> dict:
     from gateway.consent import ConsentRegistry
 
     stored = ConsentRegistry(store).get_care_team(tenant, person_local_id)

@@ -72,7 +72,7 @@ def build_document(plan: Plan, context: BuildContext) -> bytes:
     return build_submission(plan, version=context.plan_version, now=context.now, obligations=obligations).dumps()
 
 
-def load_obligations(store, tenant, person_local_id: str) -> dict:
+def load_obligations(store, tenant, person_local_id: str, *, labels=()) -> dict:
     """The consent engine's obligations for a DMP feed of this person, from the stored consent
     record (pure PDP, not audited: the spine's decision is). A denial yields no obligation —
     the spine's own decision then refuses the exchange."""
@@ -88,7 +88,7 @@ def load_obligations(store, tenant, person_local_id: str) -> dict:
     decision = decide(state, DecisionRequest(
         tenant_id=tenant.id, person_local_id=person_local_id, recipient=Recipient.from_identifier("system", "dmp"),
         system="dmp", purpose="COC", data_categories=frozenset({"identity", "plan"}),
-        requester=Requester(actor="relais:payload-dmp"), names_ins=True))
+        requester=Requester(actor="relais:payload-dmp"), names_ins=True, labels=frozenset(labels)))
     return {"obligations": list(decision.obligations) if decision.permitted else []}
 
 

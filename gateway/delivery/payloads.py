@@ -35,7 +35,8 @@ class PayloadKind:
     content_type: str
     build: Callable[[Plan, BuildContext], bytes]
     validate: Callable[[bytes], list[Problem]]
-    # Reads what the payload needs beyond the plan: (store, tenant, person local id) -> dict.
+    # Reads what the payload needs beyond the plan:
+    # (store, tenant, person local id, *, labels=request's security labels) -> dict.
     load: Callable[..., dict] | None = None
 
 

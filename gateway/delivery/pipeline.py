@@ -54,7 +54,7 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     stored = store.get_plan(tenant, request.person_local_id, request.plan_version)
     plan = Plan.model_validate_json(stored.content)
     kind = payload_kind(request.payload_kind)
-    extras = kind.load(store, tenant, request.person_local_id) if kind.load else {}
+    extras = kind.load(store, tenant, request.person_local_id, labels=request.labels) if kind.load else {}
     # What the payload is made of beyond the plan (e.g. the care team's version) is part of
     # the request's identity: a new care team under the same plan version is a new exchange.
     marker = ",".join(f"{k}={v}" for k, v in sorted(extras.items()) if k.endswith("_version"))
@@ -128,7 +128,7 @@ def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
         request = ExchangeRequest(
             person_local_id=dead.person_local_id, system=dead.system,
             recipient=_recipient(dead.recipient), purpose=dead.purpose, payload_kind=dead.payload_kind,
-            data_categories=dead.data_categories, plan_version=dead.plan_version)
+            data_categories=dead.data_categories, plan_version=dead.plan_version, labels=dead.labels)
         base = outbox.idempotency_key(tenant.id, request, dead.plan_version)
         key = outbox.free_key(conn, tenant.id, request.system, base)
         at = clock()

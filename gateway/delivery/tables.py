@@ -23,6 +23,7 @@ exchanges = sa.Table(
     sa.Column("payload_kind", sa.String(40), nullable=False),
     sa.Column("purpose", sa.String(20), nullable=False),
     sa.Column("data_categories", sa.String(200), nullable=True),  # space-separated (what was decided on)
+    sa.Column("labels", sa.String(200), nullable=True),  # space-separated security labels
     sa.Column("recipient", sa.Text, nullable=False),  # JSON (connectors.base.Recipient)
     sa.Column("plan_version", sa.Integer, nullable=True),
     sa.Column("status", sa.String(20), nullable=False),

@@ -10,6 +10,7 @@ from connectors.base import Recipient
 from gateway.api.deps import get_store, get_tenant
 from gateway.api.pagination import LIMIT, page
 from gateway.api.problems import ApiProblem
+from gateway.api.schemas import json_body
 from gateway.delivery import outbox, pipeline
 from gateway.delivery.model import ExchangeRequest
 from gateway.model import Problem, json_path
@@ -38,11 +39,12 @@ class ExchangeIn(BaseModel):
     payload_kind: str = Field(pattern="^[a-z][a-z0-9-]{1,39}$", description="tddui-bundle, sdo-status…")
     data_categories: list[str] = Field(default_factory=list, max_length=20)
     plan_version: int | None = Field(default=None, ge=1)
+    labels: list[str] = Field(default_factory=list, max_length=5,
+                              description="étiquettes de sécurité, ex. minor-secret (secret du mineur, L.1111-5)")
 
 
 @router.post("/exchanges", status_code=201, summary="Demander un échange (décision de consentement, mise en forme, file d'envoi)",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": ExchangeIn.model_json_schema()}}}})
+             openapi_extra=json_body(ExchangeIn))
 async def create_exchange(request: Request, response: Response, tenant: Tenant = Depends(get_tenant),
                           store: Store = Depends(get_store)) -> dict:
     data = loads_object(await request.body(), max_bytes=64 * 1024)
@@ -56,7 +58,7 @@ async def create_exchange(request: Request, response: Response, tenant: Tenant =
     exchange_request = ExchangeRequest(
         person_local_id=body.person, system=body.system, recipient=Recipient(**body.recipient.model_dump()),
         purpose=body.purpose, payload_kind=body.payload_kind, data_categories=tuple(body.data_categories),
-        plan_version=body.plan_version)
+        plan_version=body.plan_version, labels=tuple(body.labels))
     decider = request.app.state.decider
     try:
         submitted = await run_in_threadpool(pipeline.submit, store, tenant, exchange_request,

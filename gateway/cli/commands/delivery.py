@@ -28,6 +28,8 @@ def register(sub) -> None:
     sync.add_argument("--recipient", help="destinataire (RPPS, FINESS, adresse MSSanté ; défaut : le système)")
     sync.add_argument("--recipient-kind", default=None,
                       choices=["professional", "organisation", "person", "system"])
+    sync.add_argument("--label", action="append", default=[], choices=["minor-secret"],
+                      help="étiquette de sécurité (minor-secret : secret demandé par le mineur, L.1111-5)")
     add_database_option(sync)
     sync.set_defaults(func=run_sync)
 
@@ -65,7 +67,7 @@ def run_sync(args) -> int:
     request = ExchangeRequest(
         person_local_id=args.person, system=args.system,
         recipient=Recipient(kind=kind, identifier=args.recipient or args.system),
-        purpose=args.purpose, payload_kind=args.kind)
+        purpose=args.purpose, payload_kind=args.kind, labels=tuple(args.label))
     try:
         submitted = pipeline.submit(store, tenant, request, actor="cli", decider=consent_decider)
     except KeyError as exc:

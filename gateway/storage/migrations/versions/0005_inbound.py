@@ -27,6 +27,7 @@ def _ordered_string(length: int) -> sa.types.TypeEngine:
 
 def upgrade() -> None:
     op.add_column("exchanges", sa.Column("data_categories", sa.String(200), nullable=True))
+    op.add_column("exchanges", sa.Column("labels", sa.String(200), nullable=True))
     op.create_table(
         "person_identifiers",
         sa.Column("tenant_id", sa.String(32), nullable=False),
@@ -65,6 +66,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("exchanges", "labels")
     op.drop_column("exchanges", "data_categories")
     op.drop_table("inbound_items")
     op.drop_table("person_identifiers")
