@@ -1,8 +1,7 @@
-"""Suites of scripted tests against a live endpoint (`relais conformance run SUITE --base-url URL`).
-
-Implemented: `tddui-consommateur`, `eparcours`, `sdo` (FHIR). Declared but not implemented yet
-(the run says so and fails, never passes): `dmp` (XDS.b ITI-41/18/43 with VIHF — the DMP
-connector and its sandbox come in a later step), `mss` (SMTP/IMAP MSSanté mailbox)."""
+"""Suites of scripted tests against a live endpoint (`relais conformance run SUITE --base-url URL`):
+`tddui-consommateur`, `eparcours`, `sdo` (FHIR servers, fhir_suites.py), `dmp` (a DMP XDS.b
+endpoint over mutual TLS with a VIHF, dmp_suite.py) and `mss` (an MSSanté operator, SMTP
+submission and IMAP, mss_suite.py). Relais's own sandbox peers pass all of them (tests)."""
 
 from __future__ import annotations
 
@@ -10,23 +9,9 @@ import datetime as dt
 import time
 
 from gateway.conformance.runner.suites.base import Endpoint, Suite, TestCase
+from gateway.conformance.runner.suites.dmp_suite import DmpSuite
 from gateway.conformance.runner.suites.fhir_suites import EparcoursSuite, SdoSuite, TdduiConsumerSuite
-
-
-class DmpSuite(Suite):
-    name = "dmp"
-    title = "point d'accès DMP XDS.b (ITI-41, ITI-18, ITI-43, VIHF)"
-    implemented = False
-    reference = ("non implémentée : le connecteur DMP et son bac à sable XDS.b arrivent à une étape ultérieure "
-                 "(specs §5.1) ; les métadonnées et messages ITI-41 se valident déjà hors ligne avec "
-                 "« relais conformance validate »")
-
-
-class MssSuite(Suite):
-    name = "mss"
-    title = "boîte aux lettres MSSanté (SMTP 587 STARTTLS, IMAP 143 STARTTLS, IHE_XDM.zip)"
-    implemented = False
-    reference = "non implémentée dans cette version (voir README, « Conformance runner »)"
+from gateway.conformance.runner.suites.mss_suite import MssSuite
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in (TdduiConsumerSuite(), EparcoursSuite(), SdoSuite(), DmpSuite(),
