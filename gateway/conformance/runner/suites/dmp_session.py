@@ -210,7 +210,7 @@ class DmpSession(SessionBase):
         message = answer.message
         self.check(message.action == response_action, "wsa-response-action",
                    f"{where} : wsa:Action de la réponse {message.action!r}, {response_action} attendue "
-                   "(WS-Addressing 1.0 ; IHE ITI TF-2x V.3.2)")
+                   "(WS-Addressing 1.0 ; IHE ITI TF-2x annexe V)")
         relates = message.header("wsa:RelatesTo")
         self.check(relates is not None and (relates.text or "").strip() == answer.message_id, "wsa-relates-to",
                    f"{where} : wsa:RelatesTo {(relates.text or '').strip() if relates is not None else 'absent'}, "

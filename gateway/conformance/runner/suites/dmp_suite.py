@@ -107,7 +107,8 @@ def not_registered(s: DmpSession, sub, where: str) -> None:
     """After a refusal: the registry does not hold the document (all or nothing)."""
     found = [e for e in get_documents(s, sub.unique_id, s.patient, f"{where}, puis ITI-18 GetDocuments")]
     s.check(not found, "refused-but-registered",
-            f"{where} : refusé, mais le document {sub.unique_id} est enregistré (tout ou rien attendu, IHE ITI TF-2b §3.41.4.1.3)")
+            f"{where} : refusé, mais le document {sub.unique_id} est enregistré (tout ou rien attendu, "
+            "IHE ITI TF-2b §3.41)")
 
 
 def comparable(node: etree._Element) -> dict:
@@ -194,7 +195,7 @@ def find(s: DmpSession) -> None:
     entry = found[0]
     s.check(entry.approved, "find-documents-status", f"statut {entry.status}, Approved attendu")
     s.check(bool(entry.repository_unique_id), "find-documents-repository",
-            "slot repositoryUniqueId absent (nécessaire à ITI-43, IHE ITI TF-3 §4.2.3.2.18)")
+            "slot repositoryUniqueId absent (nécessaire à ITI-43, IHE ITI TF-3 §4.2.3.2)")
     sent = comparable(etree.fromstring(sub.metadata).find(f".//{{{RIM}}}ExtrinsicObject"))
     back = comparable(entry.element)
     for name, value in sent.items():
@@ -224,7 +225,7 @@ def retrieve(s: DmpSession) -> None:
     doc = documents[0]
     s.check(doc.content == sub.content, "iti43-bytes",
             f"{where} : {len(doc.content)} octets renvoyés, différents des {len(sub.content)} déposés (octets identiques "
-            "attendus, IHE ITI TF-2b §3.43.4.2.3)")
+            "attendus, IHE ITI TF-2b §3.43)")
     s.check(doc.unique_id == sub.unique_id and doc.mime_type == sub.mime_type, "iti43-metadata",
             f"{where} : uniqueId {doc.unique_id!r} / mimeType {doc.mime_type!r} ≠ {sub.unique_id!r} / {sub.mime_type!r}")
 
@@ -249,7 +250,8 @@ def replace(s: DmpSession) -> None:
     approved = {e.unique_id for e in query(s, iti18.find_documents(s.patient), s.patient, "ITI-18 FindDocuments")}
     s.check(sub.unique_id in approved, "rplc-new-approved", "la version 2 n'est pas parmi les documents Approved")
     s.check(entry.unique_id not in approved, "rplc-old-deprecated",
-            "la version 1 remplacée est toujours Approved (RPLC : l'ancienne entrée devient Deprecated, IHE ITI TF-3 §4.2.2.2.3)")
+            "la version 1 remplacée est toujours Approved (RPLC : l'ancienne entrée devient Deprecated, "
+            "IHE ITI TF-3 §4.2.2.2.3)")
     old = get_documents(s, entry.unique_id, s.patient, "ITI-18 GetDocuments (version 1)")
     s.check(bool(old) and old[0].status == iti18.DEPRECATED, "rplc-old-deprecated",
             f"version 1 : statut {old[0].status if old else 'introuvable'}, Deprecated attendu")
@@ -272,12 +274,14 @@ def _refused(s: DmpSession, tag: str, where: str, requirement: str, *, codes=(),
 
 def wrong_hash(s: DmpSession) -> None:
     _refused(s, "hash", "ITI-41 avec un hash SHA-1 faux", "le dépôt vérifie l'empreinte déclarée (IHE ITI TF-2b "
-             "§3.41.4.1.3, XDSNonIdenticalHash)", codes=("XDSNonIdenticalHash",), edit=_set_slot("hash", "0" * 40))
+             "§3.41 ; XDSNonIdenticalHash, TF-3 Table 4.2.4.1-2)", codes=("XDSNonIdenticalHash",),
+             edit=_set_slot("hash", "0" * 40))
 
 
 def wrong_size(s: DmpSession) -> None:
     _refused(s, "size", "ITI-41 avec une taille fausse", "le dépôt vérifie la taille déclarée (IHE ITI TF-2b "
-             "§3.41.4.1.3, XDSNonIdenticalSize)", codes=("XDSNonIdenticalSize",), edit=_set_slot("size", "12"))
+             "§3.41 ; XDSNonIdenticalSize, TF-3 Table 4.2.4.1-2)", codes=("XDSNonIdenticalSize",),
+             edit=_set_slot("size", "12"))
 
 
 def unknown_patient(s: DmpSession) -> None:
@@ -300,7 +304,7 @@ def tampered_vihf(s: DmpSession) -> None:
 
 def unknown_action(s: DmpSession) -> None:
     _refused(s, "action", "ITI-41 avec une action WS-Addressing inconnue",
-             "l'action WS-Addressing désigne la transaction (IHE ITI TF-2x V.3.2 ; wsa:ActionNotSupported, "
+             "l'action WS-Addressing désigne la transaction (IHE ITI TF-2x annexe V ; wsa:ActionNotSupported, "
              "WS-Addressing 1.0 SOAP Binding §6.4.4)", faults=frozenset({"ActionNotSupported"}),
              action="urn:relais:conformance:action-inconnue")
 
@@ -313,7 +317,7 @@ def unknown_stored_query(s: DmpSession) -> None:
     request.find(f"{{{RIM}}}AdhocQuery").set("id", "urn:uuid:00000000-0000-4000-8000-00000000c0de")
     where = "ITI-18 avec une requête stockée inconnue"
     answer = s.post(s.settings.registry_path, iti18.ACTION, request, patient=s.patient, where=where)
-    s.expect_registry_error(answer, ("XDSUnknownStoredQuery",), where, "IHE ITI TF-2a §3.18.4.1.3")
+    s.expect_registry_error(answer, ("XDSUnknownStoredQuery",), where, "IHE ITI TF-2a §3.18 ; TF-3 Table 4.2.4.1-2")
 
 
 def unknown_document(s: DmpSession) -> None:
@@ -326,7 +330,7 @@ def unknown_document(s: DmpSession) -> None:
     where = "ITI-43 d'un document inconnu"
     request = iti43.request(repository, [f"1.2.250.1.213.1.1.9.999.{int(s.run_id, 16)}"])
     answer = s.post(s.settings.repository_path, iti43.ACTION, request, patient=s.patient, attachments=[], where=where)
-    s.expect_registry_error(answer, ("XDSDocumentUniqueIdError",), where, "IHE ITI TF-2b §3.43.4.2.3")
+    s.expect_registry_error(answer, ("XDSDocumentUniqueIdError",), where, "IHE ITI TF-2b §3.43 ; TF-3 Table 4.2.4.1-2")
 
 
 def withdraw(s: DmpSession) -> None:
@@ -370,9 +374,9 @@ class DmpSuite(Suite):
             Check("remplacement", "ITI-41 d'une version 2 (RPLC) : Success, la version 1 devient Deprecated", replace,
                   "specs §5.1 TD2.1 remplacement ; IHE ITI TF-3 §4.2.2.2.3"),
             Check("empreinte-fausse", "hash faux : Failure XDSNonIdenticalHash, rien d'enregistré", wrong_hash,
-                  "IHE ITI TF-2b §3.41.4.1.3"),
+                  "IHE ITI TF-2b §3.41 ; TF-3 Table 4.2.4.1-2"),
             Check("taille-fausse", "taille fausse : Failure XDSNonIdenticalSize, rien d'enregistré", wrong_size,
-                  "IHE ITI TF-2b §3.41.4.1.3"),
+                  "IHE ITI TF-2b §3.41 ; TF-3 Table 4.2.4.1-2"),
             Check("patient-inconnu", "INS sans DMP ouvert : Failure XDSUnknownPatientId", unknown_patient,
                   "specs §5.1 TD0.2 ; IHE ITI TF-3 Table 4.2.4.1-2"),
             Check("vihf-absent", "requête sans VIHF : faute SOAP WS-Security, rien d'enregistré", missing_vihf,
@@ -382,9 +386,9 @@ class DmpSuite(Suite):
             Check("action-inconnue", "action WS-Addressing inconnue : faute wsa:ActionNotSupported, rien d'enregistré",
                   unknown_action, "WS-Addressing 1.0 SOAP Binding §6.4.4"),
             Check("requete-inconnue", "ITI-18 d'une requête stockée inconnue : XDSUnknownStoredQuery",
-                  unknown_stored_query, "IHE ITI TF-2a §3.18.4.1.3"),
+                  unknown_stored_query, "IHE ITI TF-2a §3.18 ; TF-3 Table 4.2.4.1-2"),
             Check("document-inconnu", "ITI-43 d'un document inconnu : XDSDocumentUniqueIdError", unknown_document,
-                  "IHE ITI TF-2b §3.43.4.2.3"),
+                  "IHE ITI TF-2b §3.43 ; TF-3 Table 4.2.4.1-2"),
             Check("retrait", "ITI-57 : le document de test est retiré (Deprecated)", withdraw,
                   "specs §5.1 TD3.3 ; IHE ITI TF-2b §3.57"),
         ]

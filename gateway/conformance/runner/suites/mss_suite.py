@@ -221,7 +221,7 @@ def size_limit(s: MssSession) -> None:
         if announced:
             code, answer = client.mail(s.address, [f"SIZE={limit + 1}"])
             s.check(500 <= code < 600, "smtp-size-declared",
-                    f"MAIL FROM SIZE={limit + 1} (limite {limit}) → {code} {_text(answer)} ; 552 attendu (RFC 1870 §6.1)")
+                    f"MAIL FROM SIZE={limit + 1} (limite {limit}) → {code} {_text(answer)} ; 552 attendu (RFC 1870 §6)")
             client.rset()
     finally:
         close(client)
@@ -242,9 +242,9 @@ def size_limit(s: MssSession) -> None:
             code, answer = client.data(big)
         except smtplib.SMTPServerDisconnected:
             s.fail("smtp-size-clean", f"message de {len(big)} octets (limite {limit}) : connexion coupée sans réponse "
-                   "5xx (RFC 5321 §4.5.3.1.10 : 552)")
+                   "5xx (RFC 1870 §6 : 552)")
         s.check(500 <= code < 600, "smtp-size-data",
-                f"message de {len(big)} octets (limite {limit}) → {code} {_text(answer)} ; 552 attendu (RFC 5321 §4.5.3.1.10)")
+                f"message de {len(big)} octets (limite {limit}) → {code} {_text(answer)} ; 552 attendu (RFC 1870 §6)")
         s.check(client.noop()[0] == 250, "smtp-size-clean", "la session ne répond plus après le refus (NOOP)")
     finally:
         close(client)
@@ -351,7 +351,8 @@ class MssSuite(Suite):
                   "specs §4.1"),
             Check("smtp-tls", "SMTP : STARTTLS annoncé (ou TLS implicite), rien en clair (ni AUTH ni MAIL), TLS ≥ 1.2, "
                   "certificat du serveur vérifié", transport(smtp_tls), "specs §4.1 ; RFC 3207"),
-            Check("imap-tls", "IMAP : STARTTLS et LOGINDISABLED annoncés (ou TLS implicite), TLS ≥ 1.2, certificat vérifié",
+            Check("imap-tls", "IMAP : STARTTLS et LOGINDISABLED annoncés (ou TLS implicite), TLS ≥ 1.2, "
+                  "certificat vérifié",
                   transport(imap_tls), "specs §4.1 ; RFC 3501 §6.2.1, §6.2.3"),
             Check("tls-mutuel", "SMTP et IMAP : sans le certificat de la structure, la session TLS est refusée",
                   transport(mutual_tls), "specs §4.1, §8 (Ref#2 ECO.1.1.10)"),
@@ -362,7 +363,7 @@ class MssSuite(Suite):
             Check("destinataire-inconnu", "RCPT TO d'une BAL inconnue : 5xx (550 5.1.1)", transport(unknown_recipient),
                   "RFC 5321 §4.2.2, RFC 3463"),
             Check("taille", "message au-delà de la taille annoncée (SIZE) : 5xx net (552), la session reste utilisable",
-                  transport(size_limit), "RFC 1870 §6.1, RFC 5321 §4.5.3.1.10"),
+                  transport(size_limit), "RFC 1870 §6"),
             Check("xdm-aller-retour", "message IHE_XDM.zip + PDF accepté (250), relu en IMAP avec sa structure MIME, "
                   "ses en-têtes MSSanté et les mêmes octets", transport(xdm_round_trip), "specs §4.1, §4.2"),
             Check("accuse-mdn", "le correspondant renvoie un MDN « processed » (facultatif : --option correspondent)",
