@@ -108,6 +108,9 @@ class DmpConnector:
         except httpx.TimeoutException as exc:
             raise TransientError(f"DMP : délai dépassé ({type(exc).__name__})", code="timeout") from None
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # will not fix itself: no retry
+                raise PermanentError("DMP : certificat du serveur non reconnu par le magasin de confiance",
+                                     code="tls") from None
             raise TransientError(f"DMP injoignable : {type(exc).__name__} {exc}", code="network") from None
         try:
             message = soap.read_message(response.headers.get("content-type", ""), response.content)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.base import Receipt, TransientError
+from connectors.base import PermanentError, Receipt, TransientError
 from connectors.dmp import errors as E
 from connectors.dmp.mhd import provide_bundle
 from connectors.dmp.submission import Submission
@@ -24,6 +24,9 @@ def request(connector, method: str, url: str, **kwargs) -> httpx.Response:
     except httpx.TimeoutException as exc:
         raise TransientError(f"DMP (PDSm) : délai dépassé ({type(exc).__name__})", code="timeout") from None
     except httpx.TransportError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # will not fix itself: no retry
+            raise PermanentError("DMP (PDSm) : certificat du serveur non reconnu par le magasin de confiance",
+                                 code="tls") from None
         raise TransientError(f"DMP (PDSm) injoignable : {type(exc).__name__} {exc}", code="network") from None
     if response.status_code >= 400:
         try:

@@ -17,6 +17,8 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
+from mappings.cda.xmlsafe import UnsafeXml, parse_xml
+
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 WSA = "http://www.w3.org/2005/08/addressing"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -162,12 +164,12 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
 
 
 def _parse_xml(data: bytes) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_blank_text=False)
+    # xmlsafe: no DOCTYPE in any encoding (hence no DTD, no entity), bounded depth and attributes.
     try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise SoapRefused("InvalidEnvelope", f"enveloppe SOAP mal formée : {exc}") from None
+        root = parse_xml(bytes(data), max_bytes=MAX_BYTES).getroot()
+    except UnsafeXml as exc:
+        what = "mal formée" if exc.problem.rule == "xml-not-well-formed" else "refusée"
+        raise SoapRefused("InvalidEnvelope", f"enveloppe SOAP {what} : {exc.problem.message}") from None
     if root.tag != f"{{{SOAP}}}Envelope":
         raise SoapRefused("VersionMismatch" if root.tag.endswith("}Envelope") else "InvalidEnvelope",
                           f"une enveloppe SOAP 1.2 est attendue (reçu {root.tag})")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from mappings.cda.xmlsafe import UnsafeXml, check_shape
+
 HL7 = "urn:hl7-org:v3"
 CNSA = "urn:cnsaSDO"
 NS = {"h": HL7, "s": CNSA}
@@ -163,6 +165,10 @@ def safe_xml(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._Elem
         raise DecisionDocumentError("DOCTYPE interdit dans un document CDA")
     if any(isinstance(node, etree._Entity) for node in root.iter()):
         raise DecisionDocumentError("référence d'entité interdite dans un document CDA")
+    try:
+        check_shape(root)  # nesting depth, attribute count and size
+    except UnsafeXml as exc:
+        raise DecisionDocumentError(exc.problem.message) from None
     return root
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.logs import get_logger
@@ -126,6 +127,16 @@ async def _precondition_required(request: Request, exc: PreconditionRequired):
     )
 
 
+async def _out_of_range(request: Request, exc: Exception):
+    # A number or a date the storage or the calendar cannot hold (an id of 10^30, the year
+    # 10000, a NUL character PostgreSQL refuses in text): the caller's value, not a fault here.
+    # The transaction it happened in was rolled back; the value itself is never logged.
+    log.info("value_out_of_range", error_type=type(exc).__name__, route=_route(request))
+    return problem_response(ApiProblem(
+        "invalid-request", "valeur hors des limites acceptées (nombre ou date trop grands, "
+        "ou caractère NUL)"), request)
+
+
 async def _unexpected(request: Request, exc: Exception):
     # The traceback goes to the log (no request body is ever logged); the client gets no detail.
     log.error("unhandled_error", error_type=type(exc).__name__, route=_route(request), exc_info=exc)
@@ -146,5 +157,7 @@ HANDLERS = {
     Conflict: _conflict,
     PreconditionFailed: _precondition_failed,
     PreconditionRequired: _precondition_required,
+    OverflowError: _out_of_range,
+    DataError: _out_of_range,
     Exception: _unexpected,
 }

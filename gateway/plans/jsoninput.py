@@ -1,8 +1,9 @@
 """Strict JSON reading for every input path (API bodies, CLI files).
 
 Refuses what a lenient parser would silently accept: duplicate keys (the last one would win),
-NaN/Infinity, numbers with thousands of digits, nesting deeper than a plan ever needs,
-oversized documents, invalid UTF-8.
+NaN/Infinity, numbers with thousands of digits or integers beyond 64 bits, NUL characters in
+strings (PostgreSQL cannot store them), nesting deeper than a plan ever needs, oversized
+documents, invalid UTF-8.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ def _number(text: str) -> Any:
     return text
 
 
+INT64 = 2**63 - 1  # the storage's widest integer (and orjson's): nothing larger has a meaning here
+
+
 def _int(text: str) -> int:
-    return int(_number(text))
+    value = int(_number(text))
+    if not -INT64 - 1 <= value <= INT64:
+        raise _fail("json-number-too-large", f"entier hors limites (plus de 64 bits) : {text[:24]}{'…' if len(text) > 24 else ''}",
+                    "integer beyond 64 bits")
+    return value
 
 
 def _float(text: str) -> float:
@@ -66,6 +74,7 @@ def _constant(name: str) -> Any:
 
 def _depth(value: Any, limit: int) -> None:
     stack = [(value, 1)]
+    nul = False
     while stack:
         node, depth = stack.pop()
         if depth > limit:
@@ -75,9 +84,31 @@ def _depth(value: Any, limit: int) -> None:
                 f"JSON nested deeper than {limit} levels",
             )
         if isinstance(node, dict):
+            nul = nul or any("\x00" in k for k in node)
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str) and "\x00" in node:
+            nul = True
+    if nul:
+        where = _nul_path(value)
+        raise _fail("json-nul-character", f"caractère NUL (\\u0000) refusé dans une chaîne, en {where}",
+                    f"NUL character (\\u0000) in a string at {where}", location=where)
+
+
+def _nul_path(value: Any, path: str = "$") -> str:
+    """JSON path of the first string (or key) holding U+0000 (only walked once one was seen)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        if isinstance(key, str) and "\x00" in key:
+            return path
+        step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        found = _nul_path(child, step)
+        if found:
+            return found
+    return ""
 
 
 def loads_strict(raw: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:

@@ -2,8 +2,8 @@
 
 Refused before any parsing: a DOCTYPE (hence every DTD, external entity and entity bomb — a CDA
 never needs one) and oversized input. The parser itself resolves no entity, loads no DTD, reaches
-no network and keeps libxml2's limits (`huge_tree=False`); nesting deeper than any CDA needs is
-refused after parsing. Every refusal is a `Problem` with a French message.
+no network and keeps libxml2's limits (`huge_tree=False`); nesting deeper than any CDA needs,
+elements with hundreds of attributes and attribute values over 64 KiB are refused after parsing. Every refusal is a `Problem` with a French message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from gateway.model import Problem
 SOURCE = "relais-xml"
 MAX_BYTES = 20 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_ATTRIBUTES = 256  # per element: a CDA element carries a handful
+MAX_ATTRIBUTE_CHARS = 64 * 1024  # codes, OIDs, display names; large content is element text
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -54,11 +56,31 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_D
                       f"XML not well-formed: {exc.msg} (line {exc.lineno})") from None
     if tree.docinfo.doctype:
         raise _refuse("xml-doctype-forbidden", "déclaration DOCTYPE refusée", "DOCTYPE refused")
-    depth = _depth(tree.getroot())
+    check_shape(tree.getroot(), max_depth)
+    return tree
+
+
+def check_shape(root: etree._Element, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse nesting deeper than `max_depth`, and elements with too many or too large
+    attributes (`UnsafeXml` naming the element's XPath)."""
+    depth = _depth(root)
     if depth > max_depth:
         raise _refuse("xml-too-deep", f"imbrication XML trop profonde ({depth} niveaux, maximum {max_depth})",
                       f"XML nesting too deep ({depth} levels, limit {max_depth})")
-    return tree
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        attributes = node.attrib
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise _refuse("xml-too-many-attributes", f"trop d'attributs ({len(attributes)}, maximum "
+                          f"{MAX_ATTRIBUTES}) sur l'élément {xpath_of(node)}",
+                          f"too many attributes ({len(attributes)}) on {xpath_of(node)}", xpath_of(node))
+        for name, value in attributes.items():
+            if len(value) > MAX_ATTRIBUTE_CHARS:
+                where = f"{xpath_of(node)}/@{etree.QName(name).localname}"
+                raise _refuse("xml-attribute-too-large", f"attribut trop long ({len(value)} caractères, "
+                              f"maximum {MAX_ATTRIBUTE_CHARS}) : {where}",
+                              f"attribute too long ({len(value)} characters) at {where}", where)
 
 
 def _depth(root: etree._Element) -> int:

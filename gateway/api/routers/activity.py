@@ -24,6 +24,7 @@ from gateway.activity.record import ActivityRejected, record_activities
 from gateway.activity.tddui import record_bundle
 from gateway.api.deps import get_store, get_tenant
 from gateway.api.problems import MEDIA_TYPE, ApiProblem
+from gateway.api.schemas import json_body
 from gateway.logs import get_logger
 from gateway.model import Problem, json_path
 from gateway.plans import loads_object, loads_strict
@@ -178,8 +179,7 @@ def _capacity_list(store: Store, tenant: Tenant) -> dict:
 
 
 @router.put("/activity/capacity", summary="Capacité autorisée par modalité (autorisation FINESS)",
-            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                "schema": CapacityIn.model_json_schema()}}}})
+            openapi_extra=json_body(CapacityIn))
 async def put_capacity(request: Request, tenant: Tenant = Depends(get_tenant),
                        store: Store = Depends(get_store)) -> dict:
     data = loads_object(await request.body(), max_bytes=64 * 1024)

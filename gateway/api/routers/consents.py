@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import get_store, get_tenant
 from gateway.api.problems import MEDIA_TYPE, ApiProblem
+from gateway.api.schemas import json_body
 from gateway.consent.fhir_common import FhirInputError
 from gateway.consent.inputs import DecisionInput, InformationInput
 from gateway.consent.registry import ConsentRegistry, ConsentRejected, StoredConsent
@@ -191,7 +192,7 @@ def _validated(model, data: dict):
         raise ApiProblem("invalid-request", f"{len(errors)} problème(s) dans la requête", errors) from None
 
 
-@router.post("/persons/{person_id}/information", status_code=201,
+@router.post("/persons/{person_id}/information", status_code=201, openapi_extra=json_body(InformationInput),
              summary="Enregistrer que la personne a été informée (R.1110-3, L.1110-4 IV, DMP)")
 async def post_information(person_id: str, request: Request, response: Response,
                            tenant: Tenant = Depends(get_tenant),
@@ -215,7 +216,7 @@ def list_information(person_id: str, tenant: Tenant = Depends(get_tenant),
 # ------------------------------------------------------------------ decisions
 
 
-@router.post("/decisions", summary="Demander une décision (consentement, secret partagé) — tracée")
+@router.post("/decisions", openapi_extra=json_body(DecisionInput), summary="Demander une décision (consentement, secret partagé) — tracée")
 async def post_decision(request: Request, tenant: Tenant = Depends(get_tenant),
                         registry: ConsentRegistry = Depends(_registry)) -> dict:
     data = _validated(DecisionInput, await _body(request))

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway import __version__
-from gateway.api.problems import KINDS
+from gateway.api.problems import KINDS, ApiProblem
 from gateway.model import Plan
 
 router = APIRouter(tags=["service"])
@@ -25,6 +25,6 @@ def plan_schema() -> JSONResponse:
 @router.get("/problems/{slug}", summary="Description d'un type de problème (RFC 9457)")
 def problem_type(slug: str) -> dict:
     status, title = KINDS.get(slug, (None, None))
-    if status is None:
-        return JSONResponse({"detail": "type de problème inconnu"}, status_code=404)
+    if status is None:  # an error like any other: problem+json
+        raise ApiProblem("not-found", f"type de problème inconnu : {slug[:40]!r}")
     return {"type": f"/problems/{slug}", "status": status, "title": title}
