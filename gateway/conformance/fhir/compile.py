@@ -2,11 +2,12 @@
 
 The rule set is the project's own format (`relais-fhir-rules/1`), derived from the packages'
 facts: per profile, a tree of element rules keeping only what the base FHIR structure (checked
-separately with the fhir.resources R4B models) does not already check — cardinalities stricter than
-the base, fixed[x]/pattern[x], required bindings, choice-type restrictions, type and target
-profiles, slicing (with each slice's discriminator values resolved at compile time) and
-invariants — plus the value-set expansions its required bindings need, and the ids, versions and
-sha256 of the packages it came from. A new guide version is then a data change:
+separately by structure.py, compiled from the fhir.resources R4B models) does not already check —
+cardinalities stricter than the base, fixed[x]/pattern[x], required bindings, choice-type
+restrictions, type and target profiles, slicing (with each slice's discriminator values resolved
+at compile time) and invariants — plus the value-set expansions its required bindings need, and
+the ids, versions and sha256 of the packages it came from. A new guide version is then a data
+change:
 
     python -m gateway.conformance.fhir.compile --package ans.fhir.fr.tddui#2.2.0.tgz \
         --package hl7.fhir.fr.core#2.1.0.tgz … --main ans.fhir.fr.tddui --out mappings/fhir/profiles/

@@ -12,10 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from fhirpathpy import compile as fp_compile
-from fhirpathpy.models import models
+from functools import cache
 
-_R4 = models["r4"]
+
+@cache
+def _engine() -> tuple[Callable, object]:
+    """fhirpathpy's compiler and R4 model, imported on first need (≈ 0.1–0.2 s): most invariants are
+    decided natively or by the quick answers below, and a gate that never needs the engine never
+    pays for it."""
+    from fhirpathpy import compile as fp_compile
+    from fhirpathpy.models import models
+
+    return fp_compile, models["r4"]
 
 
 def _has_value(inputs) -> list[bool]:
@@ -110,12 +118,31 @@ TRIVIAL_WITHOUT_CONTAINED = {"dom-3"}
 
 
 # --- quick answers -------------------------------------------------------------------------------
-# Most invariants are `A or B`, `A implies B` or `A and B` over simple existence tests; when such
-# a simple part already decides the result (e.g. `lastModified.exists().not()` is true), the
-# answer is given without the FHIRPath engine. Anything else returns None and goes to fhirpathpy.
-_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
-_EXISTS = re.compile(rf"^({_PATH})\.(exists\(\)\.not\(\)|exists\(\)|empty\(\))$")
-_EQUALS = re.compile(rf"^({_PATH})\s*=\s*'([^'\\]*)'$")
+# Most invariants are `A or B`, `A implies B` or `A and B` over simple tests on paths: `p.exists()`,
+# `p.empty()`, `p.exists().not()`, `p = 'literal'`, `(p.count() + q.count()) > 0`, `(A).not()`,
+# where a path may filter with `where(name = 'literal')`. When such parts decide the result, it is
+# given without the FHIRPath engine, with FHIRPath's three-valued logic (EMPTY: the empty
+# collection, which an invariant treats as satisfied, as evaluate() does). Anything else returns
+# None and goes to fhirpathpy (tests compare both on the invariants of the shipped rule sets).
+EMPTY = "empty"
+_LIT = r"'[^'\\]*'"
+_STEP = rf"(?:[A-Za-z_]\w*|where\(\s*[A-Za-z_]\w*\s*=\s*{_LIT}\s*\))"
+_PATH = rf"{_STEP}(?:\.{_STEP})*"
+_EXISTS = re.compile(rf"^\(?({_PATH})\)?\.(exists\(\)\.not\(\)|exists\(\)|empty\(\))$")
+_EQUALS = re.compile(rf"^({_PATH})\s*=\s*({_LIT})$")
+_COUNT = re.compile(rf"({_PATH})\.count\(\)")
+_COUNTS = re.compile(rf"^\(?\s*({_PATH}\.count\(\)(?:\s*\+\s*{_PATH}\.count\(\))*)\s*\)?\s*(>=|<=|>|<|=)\s*(\d+)$")
+_WHERE = re.compile(rf"^where\(\s*([A-Za-z_]\w*)\s*=\s*({_LIT})\s*\)$")
+_KEYWORD = re.compile(r"(?<=[)\s])(implies|and|or|xor)(?=[(\s])")
+
+
+def _normalise(expr: str) -> str:
+    """One space between tokens outside string literals, and around implies / and / or / xor."""
+    parts = expr.split("'")
+    for i in range(0, len(parts), 2):
+        parts[i] = _KEYWORD.sub(r" \1 ", re.sub(r"\s+", " ", parts[i]))
+        parts[i] = re.sub(r" +", " ", parts[i])
+    return "'".join(parts).strip()
 
 
 def _split_top(expr: str, op: str) -> list[str]:
@@ -168,19 +195,43 @@ def choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
     return [(k, v) for k, v in obj.items() if k.startswith(prefix) and k[n:] in CHOICE_TYPES]
 
 
-def _navigate(focus, path: str) -> list:
+def _steps(path: str) -> list[tuple]:
+    """`a.where(b = 'x.y').c` → [("a",), ("where", "b", "x.y"), ("c",)]."""
+    out, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(path + "."):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and ch == ".":
+            step = path[start:i].strip()
+            m = _WHERE.match(step)
+            out.append(("where", m.group(1), m.group(2)[1:-1]) if m else (step,))
+            start = i + 1
+    return out
+
+
+def _navigate(focus, steps: list[tuple]) -> list:
     items = [focus]
-    steps = path.split(".")
-    if steps and steps[0][:1].isupper() and isinstance(focus, dict) and focus.get("resourceType") == steps[0]:
+    if steps and len(steps[0]) == 1 and steps[0][0][:1].isupper():
+        if not (isinstance(focus, dict) and focus.get("resourceType") == steps[0][0]):
+            return []
         steps = steps[1:]
     for step in steps:
+        if len(step) == 3:  # where(name = 'literal')
+            _, name, literal = step
+            items = [x for x in items if isinstance(x, dict) and x.get(name) == literal]
+            continue
+        name = step[0]
         nxt = []
         for x in items:
             if not isinstance(x, dict):
                 continue
-            got = x.get(step)
+            got = x.get(name)
             if got is None:
-                got = [v for _, v in choice_values(x, step)] or None
+                got = [v for _, v in choice_values(x, name)] or None
             if isinstance(got, list):
                 nxt.extend(got)
             elif got is not None:
@@ -189,58 +240,86 @@ def _navigate(focus, path: str) -> list:
     return items
 
 
+def _not(value):
+    return (not value) if isinstance(value, bool) else value  # not(EMPTY) is EMPTY, None stays undecided
+
+
 def compile_quick(expression: str) -> Callable | None:
-    """A Python closure deciding `expression` when its simple parts suffice (None: it never can)."""
-    expr = _strip_parens(expression)
+    """A Python closure deciding `expression` when its simple parts suffice (None: it never can).
+    The closure returns True, False, EMPTY, or None when this focus needs the engine."""
+    expr = _strip_parens(_normalise(expression))
     if " xor " in expr:
         return None
     parts = _split_top(expr, "implies")
     if len(parts) == 2:
         premise, conclusion = compile_quick(parts[0]), compile_quick(parts[1])
-        if premise is None:
+        if premise is None and conclusion is None:
             return None
 
         def implies(focus):
-            value = premise(focus)
+            then = conclusion(focus) if conclusion is not None else None
+            if then is True:
+                return True
+            value = premise(focus) if premise is not None else None
             if value is False:
                 return True
-            return conclusion(focus) if value is True and conclusion is not None else None
+            if value is None or then is None:
+                return None
+            if value is True:
+                return then
+            return EMPTY  # {} implies false / {}
 
         return implies
+    if len(parts) > 2:
+        return None
     for op, decisive in (("or", True), ("and", False)):
         parts = _split_top(expr, op)
         if len(parts) > 1:
             subs = [compile_quick(p) for p in parts]
-            known = [f for f in subs if f is not None]
-            if not known:
+            if all(f is None for f in subs):
                 return None
-            complete = len(known) == len(subs)
 
-            def junction(focus, known=known, complete=complete, decisive=decisive):
-                unknown = not complete
-                for f in known:
-                    value = f(focus)
+            def junction(focus, subs=subs, decisive=decisive):
+                unknown = empty = False
+                for f in subs:
+                    value = f(focus) if f is not None else None
                     if value is decisive:
                         return decisive
                     unknown = unknown or value is None
-                return None if unknown else not decisive
+                    empty = empty or value == EMPTY
+                if unknown:
+                    return None
+                return EMPTY if empty else not decisive
 
             return junction
+    if expr.endswith(".not()") and expr.startswith("("):
+        inner = expr[: -len(".not()")]
+        if _strip_parens(inner) != inner:  # `(A).not()`, the parentheses enclosing A only
+            sub = compile_quick(inner)
+            return None if sub is None else (lambda focus: _not(sub(focus)))
     m = _EXISTS.match(expr)
-    if m:
-        path, test = m.group(1), m.group(2)
+    if m and expr.count("(") == expr.count(")"):
+        steps, test = _steps(m.group(1)), m.group(2)
         if test == "exists()":
-            return lambda focus: bool(_navigate(focus, path))
-        return lambda focus: not _navigate(focus, path)
+            return lambda focus: bool(_navigate(focus, steps))
+        return lambda focus: not _navigate(focus, steps)
     m = _EQUALS.match(expr)
     if m:
-        path, literal = m.group(1), m.group(2)
+        steps, literal = _steps(m.group(1)), m.group(2)[1:-1]
 
         def equals(focus):
-            items = _navigate(focus, path)
+            items = _navigate(focus, steps)
+            if not items:
+                return EMPTY
             return items[0] == literal if len(items) == 1 and isinstance(items[0], str) else None
 
         return equals
+    m = _COUNTS.match(expr)
+    if m and expr.count("(") == expr.count(")"):
+        paths = [_steps(p) for p in _COUNT.findall(m.group(1))]
+        op, bound = m.group(2), int(m.group(3))
+        compare = {">": int.__gt__, ">=": int.__ge__, "<": int.__lt__, "<=": int.__le__, "=": int.__eq__}[op]
+        return lambda focus: compare(sum(len(_navigate(focus, p)) for p in paths), bound)
     return None
 
 
@@ -248,10 +327,15 @@ _QUICK: dict[str, Callable | None] = {}
 
 
 def quick(expression: str, focus) -> bool | None:
+    """True / False when the simple parts decide `expression` on this focus (an empty result counts
+    as satisfied, as in evaluate()), None when the engine must."""
     if expression not in _QUICK:
         _QUICK[expression] = compile_quick(expression)
     fn = _QUICK[expression]
-    return fn(focus) if fn is not None else None
+    if fn is None:
+        return None
+    value = fn(focus)
+    return True if value == EMPTY else value
 
 
 class FhirPath:
@@ -262,7 +346,8 @@ class FhirPath:
         fn = self._compiled.get(expression)
         if fn is None:
             try:
-                fn = fp_compile(expression, _R4, _OPTIONS)
+                fp_compile, r4 = _engine()
+                fn = fp_compile(expression, r4, _OPTIONS)
             except Exception as exc:  # a syntax the engine does not know: reported, not raised
                 fn = exc
             self._compiled[expression] = fn

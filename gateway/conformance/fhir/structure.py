@@ -1,104 +1,634 @@
-"""Base FHIR R4 structure, checked with the fhir.resources R4B models (pydantic).
+"""Base FHIR R4 structure, checked from a compiled schema: no pydantic on the gate's path.
 
-The French guides are FHIR R4 (4.0.1); fhir.resources ships R4B (4.3.0) models, whose structure is
-the same for the resources Relais exchanges (CarePlan, Task, Goal, Consent, Encounter, Patient…).
-Pydantic errors are turned into Problems located by FHIRPath (`Bundle.entry[2].resource.period.start`).
+Why: validating a resource with the fhir.resources R4B pydantic models costs ≈ 0.25 ms (and their
+import ≈ 0.5 s), as much as the whole budget of the gate (issue 4: ≤ 0.25 ms per resource).
+
+How:
+- `structure_schema.py` reads the fhir.resources R4B models once and writes what their validation
+  enforces as data (`mappings/fhir/profiles/r4-structure.json`): per type, each JSON property with
+  its type, list or not, required or not, and whether its `_name` sibling is allowed; the choice
+  groups; the resource types; the primitive formats of fhir_core (regular expressions, limits).
+- Here, per type, a table `property → (kind, argument, required bit, choice bit)` is built on first
+  use; one pass over the JSON answers "valid or not" without building anything (the common case),
+  stopping at the first error. Only an invalid resource is walked again, with locations, to say
+  everything fhir.resources would say, where it would say it.
+- Primitive formats are the ones fhir_core applies, with its semantics: the string, code and id
+  patterns are matched as pydantic matches them (Rust regex: `\\s` is Unicode White_Space — not
+  U+001C–U+001F —, search not full match), the date / time patterns with Python's fullmatch, then
+  the calendar (`2026-02-30` is refused, leap seconds are accepted as fhir_core accepts them).
+  `_KNOWN` lists the formats implemented: a data file with other ones (fhir_core changed) is not
+  used, the models are (`structure_models.py`), until the difference is reviewed.
+- Which errors are reported follows pydantic's order: an unknown `resourceType` inside a data type
+  or a `null` inside a list of complex elements stops the element's other checks; required
+  primitives (a value, or a `_name` with extensions) and choice groups (one type at most; one
+  when required) are checked only for elements whose own properties are all valid.
+
+The same errors as fhir.resources, except where fhir.resources is wrong for FHIR R4 (JSON
+representation, R4 data types) — tested, each in tests/test_fhir_structure_equivalence.py:
+- JSON types are not coerced: `"true"` or `1` is not a boolean, `"12"` or `1.0` not an integer,
+  `"1.5"` not a decimal, a number not a date, a string holding JSON not an object;
+- `null` is refused except inside a list of primitives (positional, beside its `_name` list);
+- properties that are not FHIR are unknown elements: `fhir_comments`, `resourceType` outside a
+  resource's root, the models' Python names (`class_fhir`, `birthDate__ext`);
+- a contained resource / Bundle entry needs a `resourceType` naming a concrete R4B resource
+  (fhir.resources accepts data types and abstract types there, and crashes on unknown ones);
+- `id` at most 64 characters (R4 regex; fhir_core allows 255); `uri`, `url`, `canonical` without
+  whitespace (R4 regex `\\S*`, full match); `uuid` as R4 writes it (`urn:uuid:` + lowercase hex,
+  any version; pydantic requires version 4 and accepts a bare UUID); `string` at most 1 MiB;
+- FHIR R4 open types (`Extension.value[x]`, `ElementDefinition.fixed[x]`…) allow `Meta`, not the
+  R4B `CodeableReference` / `RatioRange`, and `Extension._valueString` (etc.) is allowed: the
+  data file's `corrections` list them;
+- where fhir.resources raises something else than a validation error (a number as `url`, a JSON
+  string as `_birthDate`), the error is reported.
+Not R4 either, but kept (no R4 definitions offline): resource types new in R4B are accepted,
+R4-only ones (MedicinalProduct…) are unknown.
+Why R4 there rather than imitate pydantic's lax mode: the gate judges FHIR R4 JSON for partners
+whose validators (HL7's, the ANS test platforms) refuse `"active": "true"`; every such case is one
+fhir.resources lets through only by coercing or by a bug, never one it catches and we miss.
 """
 
 from __future__ import annotations
 
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
+import base64
+import binascii
+import re
+from functools import cache
+from importlib import resources
+from typing import NamedTuple
+
+import orjson
 
 from gateway.model.problem import Problem, Severity
 
-SOURCE = "hl7.fhir.r4.core|4.0.1 (fhir.resources 8.3.0, R4B models)"
+DATA_FORMAT = "relais-fhir-structure/1"
+DATA_FILE = "r4-structure.json"
+STRING_MAX = 1024 * 1024  # R4: strings SHALL NOT exceed 1 MiB
+ID_MAX = 64  # R4 id regex [A-Za-z0-9\-\.]{1,64}
 
-_MESSAGES = {
-    "extra_forbidden": ("élément inconnu dans FHIR R4", "unknown element in FHIR R4"),
-    "missing": ("élément obligatoire absent", "required element missing"),
-    "list_type": ("une liste est attendue", "a list is expected"),
-    "string_pattern_mismatch": ("valeur au format invalide", "value does not match the datatype format"),
-    "string_type": ("une chaîne est attendue", "a string is expected"),
-    "bool_type": ("un booléen est attendu", "a boolean is expected"),
-    "bool_parsing": ("un booléen est attendu", "a boolean is expected"),
-    "int_type": ("un entier est attendu", "an integer is expected"),
-    "int_parsing": ("un entier est attendu", "an integer is expected"),
-    "decimal_type": ("un décimal est attendu", "a decimal is expected"),
-    "model_type": ("un objet est attendu", "an object is expected"),
-    "dict_type": ("un objet est attendu", "an object is expected"),
+# fhir_core's formats this module implements (data file `primitives`, verbatim)
+_KNOWN = {
+    "base64Binary": {"check": "base64.b64decode of the UTF-8 bytes (pydantic Base64Bytes)"},
+    "boolean": {"check": "bool"},
+    "canonical": {"check": "str", "match": "search", "pattern": "\\S*"},
+    "code": {"check": "str", "match": "search", "pattern": "^[^\\s]+(\\s[^\\s]+)*$"},
+    "date": {"calendar": True, "check": "str", "match": "full",
+             "pattern": "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]"
+                        "|3[0-1]))?)?"},
+    "dateTime": {"calendar": True, "check": "str", "match": "full",
+                 "pattern": "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2]"
+                            "[0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|([+\\-])"
+                            "((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?"},
+    "decimal": {"check": "number", "match": "full", "pattern": "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?$"},
+    "id": {"check": "str", "match": "search", "maxLength": 255, "minLength": 1, "pattern": "^[A-Za-z0-9\\-.]+$"},
+    "instant": {"calendar": True, "check": "str", "match": "full",
+                "pattern": "([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|"
+                           "3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?(Z|([+\\-])((0[0-9]|"
+                           "1[0-3]):[0-5][0-9]|14:00))"},
+    "integer": {"check": "int", "max": 2147483647, "min": -2147483648},
+    "markdown": {"check": "str", "match": "search", "pattern": "\\s*(\\S|\\s)*"},
+    "oid": {"check": "str", "match": "search", "pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$"},
+    "positiveInt": {"check": "int", "max": 2147483647, "min": 1},
+    "string": {"allowEmpty": False, "check": "str", "match": "search", "pattern": "[ \r\n\t\\S]+"},
+    "time": {"check": "str", "match": "full", "pattern": "([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?"},
+    "unsignedInt": {"check": "int", "max": 2147483647, "min": 0},
+    "uri": {"check": "str", "match": "search", "pattern": "\\S*"},
+    "url": {"check": "str"},
+    "uuid": {"check": "UUID version 4 (pydantic UUID4)"},
+    "xhtml": {"check": "str"},
 }
 
+# Unicode White_Space, what `\s` means to pydantic's (Rust) regex engine; Python's `\s` adds U+001C–U+001F
+_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_STRING_KEEP = frozenset(" \r\n\t\x1c\x1d\x1e\x1f")  # whitespace to Python that `[ \r\n\t\S]` matches
+_CODE = re.compile(f"[^{_WS}]+(?:[{_WS}][^{_WS}]+)*")
+_ID = re.compile(r"[A-Za-z0-9\-.]+")
+_OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
+_UUID_R4 = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_SPACE = re.compile(r"\s")
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
-def _describe(error: dict) -> tuple[str, str]:
-    kind = error.get("type", "")
-    shown = repr(error.get("input"))[:80]
-    if "date" in kind or "time" in kind:
-        return (
-            f"date ou date-heure invalide : {shown} ({error.get('msg', '')})",
-            f"invalid date or dateTime: {shown} ({error.get('msg', '')})",
-        )
-    if kind.endswith(".missing") or kind == "missing":
-        return _MESSAGES["missing"]
-    fr, en = _MESSAGES.get(kind, ("structure FHIR invalide", "invalid FHIR structure"))
-    detail = error.get("msg", "")
-    if kind in ("extra_forbidden", "missing"):
-        return fr, en
-    return f"{fr} : {shown} ({detail})", f"{en}: {shown} ({detail})"
+# Problems a primitive value can have; None when valid
+TYPE, FORMAT, CALENDAR, RANGE, R4 = "type", "format", "calendar", "range", "r4"
 
 
-def fhirpath_location(root: str, loc: tuple) -> str:
-    out = root
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and part.replace("_", "").isalnum():
-            out += f".{part}"
-        # pydantic internals (function-after[…], union tags) are not FHIR path steps
-    return out
+def _bad_day(v: str) -> bool:
+    """A `YYYY-MM-DD…` string (format already checked) naming a day its month does not have."""
+    day = int(v[8:10])
+    if day <= 28:
+        return False
+    month = int(v[5:7])
+    if month == 2:
+        year = int(v[0:4])
+        return day > (29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28)
+    return day > _DAYS[month - 1]
 
 
-def check_structure(resource: dict, root: str | None = None) -> list[Problem]:
-    """Problems of the base structure of one resource (a Bundle includes its entries)."""
-    resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
-    root = root or (resource_type or "$")
-    if not isinstance(resource_type, str):
-        return [
-            Problem(
-                location=root,
-                rule="fhir-structure",
-                message="resourceType absent : ce n'est pas une ressource FHIR",
-                message_en="no resourceType: not a FHIR resource",
-                source=SOURCE,
-            )
-        ]
+def _string(v):
+    if type(v) is not str:
+        return TYPE
+    if not v or (v.isspace() and _STRING_KEEP.isdisjoint(v)):
+        return FORMAT
+    if len(v) > STRING_MAX:
+        return R4
+    return None
+
+
+def _code(v):
+    if type(v) is not str:
+        return TYPE
+    return None if _CODE.fullmatch(v) else FORMAT
+
+
+def _id(v):
+    if type(v) is not str:
+        return TYPE
+    if not _ID.fullmatch(v) or len(v) > 255:
+        return FORMAT
+    return R4 if len(v) > ID_MAX else None
+
+
+def _oid(v):
+    if type(v) is not str:
+        return TYPE
+    return None if _OID.fullmatch(v) else FORMAT
+
+
+def _uri(v):
+    if type(v) is not str:
+        return TYPE
+    return R4 if _SPACE.search(v) else None
+
+
+def _text(v):  # markdown, xhtml: any string
+    return None if type(v) is str else TYPE
+
+
+def _boolean(v):
+    return None if type(v) is bool else TYPE
+
+
+def _integer_check(low: int, high: int):
+    def check(v):
+        if type(v) is not int:
+            return TYPE
+        return None if low <= v <= high else RANGE
+
+    return check
+
+
+def _decimal(v):
+    t = type(v)
+    if t is int:
+        return None
+    if t is float:
+        return None if v - v == 0 else FORMAT  # not inf / nan
+    return TYPE
+
+
+def _dated(pattern: str, calendar: bool):
+    compiled = re.compile(pattern)
+
+    def check(v):
+        if type(v) is not str:
+            return TYPE
+        if not compiled.fullmatch(v):
+            return FORMAT
+        if calendar and len(v) >= 10 and _bad_day(v):
+            return CALENDAR
+        return None
+
+    return check
+
+
+def _base64(v):
+    if type(v) is not str:
+        return TYPE
     try:
-        model = get_fhir_model_class(resource_type)
-    except ValueError:
-        return [
-            Problem(
-                location=f"{root}.resourceType",
-                rule="fhir-structure",
-                message=f"type de ressource inconnu dans FHIR R4 : {resource_type}",
-                message_en=f"unknown FHIR R4 resource type: {resource_type}",
-                source=SOURCE,
-            )
-        ]
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        out = []
-        for error in exc.errors():
-            fr, en = _describe(error)
-            out.append(
-                Problem(
-                    location=fhirpath_location(root, error.get("loc", ())),
-                    rule="fhir-structure",
-                    message=fr,
-                    message_en=en,
-                    severity=Severity.error,
-                    source=SOURCE,
-                )
-            )
+        base64.b64decode(v.encode())
+    except (binascii.Error, ValueError, UnicodeError):
+        return FORMAT
+    return None
+
+
+def _uuid(v):
+    if type(v) is not str:
+        return TYPE
+    return None if _UUID_R4.fullmatch(v) else R4
+
+
+def _checkers(formats: dict) -> dict:
+    return {
+        "base64Binary": _base64,
+        "boolean": _boolean,
+        "canonical": _uri,
+        "code": _code,
+        "date": _dated(formats["date"]["pattern"], True),
+        "dateTime": _dated(formats["dateTime"]["pattern"], True),
+        "decimal": _decimal,
+        "id": _id,
+        "instant": _dated(formats["instant"]["pattern"], True),
+        "integer": _integer_check(formats["integer"]["min"], formats["integer"]["max"]),
+        "markdown": _text,
+        "oid": _oid,
+        "positiveInt": _integer_check(formats["positiveInt"]["min"], formats["positiveInt"]["max"]),
+        "string": _string,
+        "time": _dated(formats["time"]["pattern"], False),
+        "unsignedInt": _integer_check(formats["unsignedInt"]["min"], formats["unsignedInt"]["max"]),
+        "uri": _uri,
+        "url": _uri,
+        "uuid": _uuid,
+        "xhtml": _text,
+    }
+
+
+_JSON_TYPE = {"boolean": ("un booléen JSON (true, false)", "a JSON boolean (true, false)"),
+              "decimal": ("un nombre JSON", "a JSON number"), "integer": ("un entier JSON", "a JSON integer"),
+              "positiveInt": ("un entier JSON", "a JSON integer"), "unsignedInt": ("un entier JSON", "a JSON integer")}
+
+
+def _primitive_message(ptype: str, problem: str, v) -> tuple[str, str]:
+    shown = repr(v)[:80]
+    if problem == TYPE:
+        fr, en = _JSON_TYPE.get(ptype, ("une chaîne JSON", "a JSON string"))
+        return (f"{ptype} invalide : il faut {fr}, trouvé {shown}", f"invalid {ptype}: {en} is expected, found {shown}")
+    if problem == CALENDAR:
+        return (f"date ou date-heure invalide : {shown} (ce jour n'existe pas dans ce mois)",
+                f"invalid date or dateTime: {shown} (no such day in that month)")
+    if problem == RANGE:
+        return (f"{ptype} hors limites : {shown}", f"{ptype} out of range: {shown}")
+    if problem == R4:
+        rule = {"id": f"au plus {ID_MAX} caractères", "uuid": "urn:uuid: suivi de l'UUID en minuscules",
+                "string": "au plus 1 Mio"}.get(ptype, "sans espace")
+        rule_en = {"id": f"at most {ID_MAX} characters", "uuid": "urn:uuid: then the lowercase UUID",
+                   "string": "at most 1 MiB"}.get(ptype, "no whitespace")
+        return (f"{ptype} invalide en FHIR R4 ({rule}) : {shown}", f"invalid FHIR R4 {ptype} ({rule_en}): {shown}")
+    if ptype in ("date", "dateTime", "instant", "time"):
+        return (f"date ou date-heure invalide : {shown} (format {ptype})", f"invalid date or dateTime: {shown} ({ptype} format)")
+    return (f"valeur au format {ptype} invalide : {shown}", f"value does not match the {ptype} format: {shown}")
+
+
+# kinds of property
+PRIM, PRIM_LIST, COMPLEX, COMPLEX_LIST, RES, RES_LIST, EXT, EXT_LIST, RTYPE = range(9)
+
+
+class Finding(NamedTuple):
+    location: str
+    message: str
+    message_en: str
+    r4: bool  # True where this is FHIR R4 stricter than fhir.resources (module docstring)
+    after: bool = False  # a check run only when the element's properties are valid (required primitive, choice)
+
+
+class StructureSchemaError(Exception):
+    pass
+
+
+class _Type:
+    """The compiled table of one type."""
+
+    __slots__ = ("name", "elements", "table", "required", "required_mask", "choices", "choice_required",
+                 "prim_required")
+
+    def __init__(self, name, elements, table, required, required_mask, choices, choice_required, prim_required):
+        self.name = name
+        self.elements = elements  # the data file's entries: property → [type, min, max, ext]
+        self.table = table  # property → (kind, argument, required bit, choice bit)
+        self.required = required  # complex required properties (pydantic `missing` when absent)
+        self.required_mask = required_mask
+        self.choices = choices  # [(prefix, required, names)]
+        self.choice_required = choice_required  # mask of the required choice groups
+        self.prim_required = prim_required  # required primitive properties
+
+
+class Structure:
+    """The compiled base structure (one per data file)."""
+
+    def __init__(self, data: dict):
+        if data.get("format") != DATA_FORMAT:
+            raise StructureSchemaError(f"unknown structure data format {data.get('format')!r}")
+        if data.get("primitives") != _KNOWN:
+            changed = sorted(k for k in set(_KNOWN) | set(data.get("primitives", {}))
+                             if _KNOWN.get(k) != data.get("primitives", {}).get(k))
+            raise StructureSchemaError(f"primitive formats not implemented by structure.py: {changed}")
+        self.data = data
+        self.source = data["source"]
+        self.resources = frozenset(data["resources"])
+        self.checkers = _checkers(data["primitives"])
+        self.corrections = {(c["type"], c["element"]) for c in data.get("corrections", ()) if c["change"] == "removed"}
+        self._types: dict[str, _Type] = {}
+        self._ext = self._compile("FHIRPrimitiveExtension", data["primitiveExtension"], ())
+
+    # --- tables -----------------------------------------------------------------------------------
+    def _type(self, name: str) -> _Type:
+        found = self._types.get(name)
+        if found is None:
+            found = self._types[name] = self._compile(name, self.data["types"][name], self.data["choices"].get(name, ()))
+        return found
+
+    def _compile(self, name: str, elements: dict, choices) -> _Type:
+        table: dict[str, tuple] = {}
+        bits = {}
+        required, prim_required = [], []
+        for prop, (leaf, mn, mx, ext) in elements.items():
+            many = mx == "*"
+            bit = 0
+            if mn:
+                bit = bits[prop] = 1 << len(bits)
+            if leaf in self.checkers:
+                table[prop] = (PRIM_LIST if many else PRIM, self.checkers[leaf], bit, 0)
+                if ext:
+                    table["_" + prop] = (EXT_LIST if many else EXT, leaf, bit, 0)
+                if mn:
+                    prim_required.append(prop)
+            else:
+                if leaf == "Resource":
+                    table[prop] = (RES_LIST if many else RES, None, bit, 0)
+                else:
+                    table[prop] = (COMPLEX_LIST if many else COMPLEX, leaf, bit, 0)
+                if mn:
+                    required.append(prop)
+        groups = []
+        choice_required = 0
+        for n, (prefix, needed, names) in enumerate(choices):
+            gbit = 1 << n
+            for prop in names:
+                kind, arg, bit, _ = table[prop]
+                table[prop] = (kind, arg, bit, gbit)
+            if needed:
+                choice_required |= gbit
+            groups.append((prefix, needed, tuple(names)))
+        if name in self.resources:
+            table["resourceType"] = (RTYPE, name, 0, 0)
+        mask = (1 << len(bits)) - 1
+        return _Type(name, elements, table, tuple(required), mask, tuple(groups), choice_required, tuple(prim_required))
+
+    # --- fast pass: valid or not ------------------------------------------------------------------
+    def valid(self, resource) -> bool:
+        if not isinstance(resource, dict):
+            return False
+        rtype = resource.get("resourceType")
+        if type(rtype) is not str or rtype not in self.resources:
+            return False
+        return self._ok(resource, self._type(rtype))
+
+    def _ok(self, obj: dict, t: _Type) -> bool:
+        table = t.table
+        seen = 0
+        groups = 0
+        for k, v in obj.items():
+            spec = table.get(k)
+            if spec is None or v is None:
+                return False
+            kind, arg, bit, gbit = spec
+            if kind == PRIM:
+                if arg(v) is not None:
+                    return False
+            elif kind == COMPLEX:
+                if type(v) is not dict or not self._ok(v, self._types.get(arg) or self._type(arg)):
+                    return False
+            elif kind == COMPLEX_LIST:
+                if type(v) is not list:
+                    return False
+                sub = self._types.get(arg) or self._type(arg)
+                for x in v:
+                    if type(x) is not dict or not self._ok(x, sub):
+                        return False
+            elif kind == PRIM_LIST:
+                if type(v) is not list:
+                    return False
+                for x in v:
+                    if x is not None and arg(x) is not None:
+                        return False
+            elif kind == EXT:
+                if not self._ext_ok(v):
+                    return False
+                if bit and v.get("extension"):
+                    seen |= bit
+                continue
+            elif kind == EXT_LIST:
+                if type(v) is not list:
+                    return False
+                for x in v:
+                    if x is not None and not self._ext_ok(x):
+                        return False
+                continue
+            elif kind == RES:
+                if not self._resource_ok(v):
+                    return False
+            elif kind == RES_LIST:
+                if type(v) is not list:
+                    return False
+                for x in v:
+                    if not self._resource_ok(x):
+                        return False
+            # RTYPE: the resource's own type, already chosen by it
+            if bit:
+                seen |= bit
+            if gbit:
+                if groups & gbit:
+                    return False
+                groups |= gbit
+        return seen == t.required_mask and not (t.choice_required & ~groups)
+
+    def _ext_ok(self, v) -> bool:
+        if type(v) is not dict or (v.get("id") is None and v.get("extension") is None):
+            return False
+        return self._ok(v, self._ext)
+
+    def _resource_ok(self, v) -> bool:
+        if type(v) is not dict:
+            return False
+        rtype = v.get("resourceType")
+        if type(rtype) is not str or rtype not in self.resources:
+            return False
+        return self._ok(v, self._types.get(rtype) or self._type(rtype))
+
+    # --- precise pass: every error, where fhir.resources puts it ----------------------------------
+    def findings(self, resource, root: str | None = None) -> list[Finding]:
+        """Every structure error of one resource (a Bundle includes its entries)."""
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        root = root or (rtype if isinstance(rtype, str) else "$")
+        if not isinstance(rtype, str):
+            return [Finding(root, "resourceType absent : ce n'est pas une ressource FHIR",
+                            "no resourceType: not a FHIR resource", False)]
+        if rtype not in self.resources:
+            return [Finding(f"{root}.resourceType", f"type de ressource inconnu dans FHIR R4 : {rtype}",
+                            f"unknown FHIR R4 resource type: {rtype}",
+                            rtype in self.data["types"] or rtype in ("Resource", "DomainResource"))]
+        out: list[Finding] = []
+        self._errors(resource, self._type(rtype), root, out)
         return out
-    return []
+
+    def _errors(self, obj: dict, t: _Type, loc: str, out: list[Finding]) -> None:
+        start = len(out)
+        table = t.table
+        nulls = []
+        stop = None
+        groups: dict[int, list[str]] = {}
+        for k, v in obj.items():
+            here = f"{loc}.{k}"
+            spec = table.get(k)
+            if spec is None:
+                if k in ("resourceType", "resource_type") and t.name not in self.resources:
+                    declared = obj.get("resourceType") if "resourceType" in obj else obj.get("resource_type")
+                    if declared is not None and declared != t.name:
+                        stop = Finding(f"{loc}.{'resourceType' if 'resourceType' in obj else 'resource_type'}",
+                                       f"resourceType dans un élément qui n'est pas une ressource : {declared!r}",
+                                       f"resourceType inside an element that is not a resource: {declared!r}", True)
+                out.append(self._unknown(t, k, here))
+                continue
+            kind, arg, bit, gbit = spec
+            if v is None:
+                out.append(Finding(here, "null n'est pas une valeur FHIR : omettre la propriété",
+                                   "null is not a FHIR value: leave the property out", True))
+                continue
+            if gbit:
+                groups.setdefault(gbit, []).append(k)
+            if kind == PRIM:
+                self._primitive(t.elements[k][0], arg, v, here, out)
+            elif kind == PRIM_LIST:
+                if self._list(v, here, out):
+                    for i, x in enumerate(v):
+                        if x is not None:
+                            self._primitive(t.elements[k][0], arg, x, f"{here}[{i}]", out)
+            elif kind == COMPLEX:
+                if self._object(v, arg, here, out):
+                    self._errors(v, self._type(arg), here, out)
+            elif kind == COMPLEX_LIST:
+                if self._list(v, here, out):
+                    if any(x is None for x in v):
+                        nulls.append(k)
+                    for i, x in enumerate(v):
+                        if x is not None and self._object(x, arg, f"{here}[{i}]", out):
+                            self._errors(x, self._type(arg), f"{here}[{i}]", out)
+            elif kind == EXT:
+                self._extension(v, here, out)
+            elif kind == EXT_LIST:
+                if self._list(v, here, out):
+                    for i, x in enumerate(v):
+                        if x is not None:
+                            self._extension(x, f"{here}[{i}]", out)
+            elif kind == RES:
+                self._contained(v, here, out)
+            elif kind == RES_LIST:
+                if self._list(v, here, out):
+                    if any(x is None for x in v):
+                        nulls.append(k)
+                    for i, x in enumerate(v):
+                        if x is not None:
+                            self._contained(x, f"{here}[{i}]", out)
+        for prop in t.required:
+            if prop not in obj:  # (fhir.resources also takes the model's Python name: `class_fhir`)
+                out.append(Finding(f"{loc}.{prop}", f"élément obligatoire absent : {prop}",
+                                   f"required element missing: {prop}", prop + "_fhir" in obj))
+        if stop is not None or nulls:  # pydantic stops there: the element's other errors are not reported
+            del out[start:]
+            if stop is not None:
+                out.append(stop)
+            else:
+                out.extend(Finding(f"{loc}.{k}", f"null interdit dans la liste {k}",
+                                   f"null is not allowed in the list {k}", False) for k in nulls)
+            return
+        if len(out) > start:
+            return  # pydantic's checks after the properties run only when these are valid
+        missing = [p for p in t.prim_required if obj.get(p) is None and not _has_extensions(obj.get("_" + p))]
+        if missing:
+            out.extend(Finding(f"{loc}.{p}", f"élément obligatoire absent : {p}", f"required element missing: {p}",
+                               p + "_fhir" in obj or p + "__ext" in obj, True) for p in missing)
+            return
+        for n, (prefix, needed, _names) in enumerate(t.choices):
+            present = groups.get(1 << n, [])
+            if len(present) > 1:
+                out.append(Finding(loc, f"un seul type pour {prefix}[x], trouvé : {', '.join(present)}",
+                                   f"{prefix}[x] takes one type, found: {', '.join(present)}", False, True))
+                return
+            if needed and not present:
+                out.append(Finding(loc, f"élément obligatoire absent : {prefix}[x]",
+                                   f"required element missing: {prefix}[x]", False, True))
+                return
+
+    def _unknown(self, t: _Type, k: str, here: str) -> Finding:
+        r4 = (k in ("fhir_comments", "resourceType", "resource_type") or "__" in k or k.endswith("_fhir")
+              or (t.name, k) in self.corrections)
+        return Finding(here, f"élément inconnu dans FHIR R4 : {k}", f"unknown element in FHIR R4: {k}", r4)
+
+    def _primitive(self, ptype: str, check, v, here: str, out: list[Finding]) -> None:
+        problem = check(v)
+        if problem is not None:
+            fr, en = _primitive_message(ptype, problem, v)
+            out.append(Finding(here, fr, en, problem in (TYPE, R4)))
+
+    def _list(self, v, here: str, out: list[Finding]) -> bool:
+        if type(v) is list:
+            return True
+        out.append(Finding(here, f"une liste (tableau JSON) est attendue, trouvé {repr(v)[:80]}",
+                           f"a list (JSON array) is expected, found {repr(v)[:80]}", False))
+        return False
+
+    def _object(self, v, type_name: str, here: str, out: list[Finding]) -> bool:
+        if type(v) is dict:
+            return True
+        out.append(Finding(here, f"un objet JSON ({type_name}) est attendu, trouvé {repr(v)[:80]}",
+                           f"a JSON object ({type_name}) is expected, found {repr(v)[:80]}", True))
+        return False
+
+    def _extension(self, v, here: str, out: list[Finding]) -> None:
+        if not self._object(v, "extensions d'une valeur primitive", here, out):
+            return
+        if v.get("id") is None and v.get("extension") is None:
+            out.append(Finding(here, "extension de valeur primitive sans id ni extension",
+                               "primitive value extension without id or extension", "fhir_comments" in v))
+            return
+        self._errors(v, self._ext, here, out)
+
+    def _contained(self, v, here: str, out: list[Finding]) -> None:
+        if not self._object(v, "Resource", here, out):
+            return
+        rtype = v.get("resourceType")
+        if type(rtype) is str and rtype in self.resources:
+            self._errors(v, self._type(rtype), here, out)
+        elif rtype is None:
+            out.append(Finding(here, "ressource sans resourceType", "resource without resourceType", True))
+        else:
+            out.append(Finding(here, f"type de ressource inconnu dans FHIR R4 : {rtype!r}",
+                               f"unknown FHIR R4 resource type: {rtype!r}", True))
+
+
+def _has_extensions(ext) -> bool:
+    """A primitive's `_name` standing for its missing value (FHIR R4 "extensibility", special case)."""
+    return isinstance(ext, dict) and bool(ext.get("extension"))
+
+
+@cache
+def compiled() -> Structure | None:
+    """The shipped structure, or None when it cannot be used (the models are then)."""
+    try:
+        raw = resources.files("mappings.fhir.profiles").joinpath(DATA_FILE).read_bytes()
+        return Structure(orjson.loads(raw))
+    except (FileNotFoundError, ModuleNotFoundError, StructureSchemaError, orjson.JSONDecodeError):
+        return None
+
+
+def source_of(structure: Structure) -> str:
+    s = structure.source
+    return f"hl7.fhir.r4.core|4.0.1 (compiled from fhir.resources {s['fhir.resources']} R4B models)"
+
+
+def check_structure(resource: dict, root: str | None = None, *, engine: str = "compiled") -> list[Problem]:
+    """Problems of the base structure of one resource (a Bundle includes its entries).
+
+    `engine="models"` checks with the fhir.resources models instead (structure_models.py), as
+    does the compiled engine when the shipped data cannot be used."""
+    structure = compiled() if engine == "compiled" else None
+    if structure is None:
+        from gateway.conformance.fhir.structure_models import check_structure_with_models
+
+        return check_structure_with_models(resource, root)
+    if structure.valid(resource):
+        return []
+    source = source_of(structure)
+    return [
+        Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
+                severity=Severity.error, source=source)
+        for f in structure.findings(resource, root)
+    ]

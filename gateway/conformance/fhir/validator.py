@@ -1,7 +1,8 @@
 """Validate a FHIR resource or Bundle: base R4 structure, then the declared (or given) profiles.
 
 Order of the checks, for each resource:
-1. base structure with the fhir.resources R4B models (structure.py);
+1. base structure (structure.py: compiled from the fhir.resources R4B models, checked without them;
+   `structure="models"` checks with the models themselves, `structure=False` not at all);
 2. one native pass over the JSON: invariants ele-1 / ext-1 and the references it holds;
 3. each profile of `meta.profile` (or the one given) from the compiled rule set (rules.py): per
    element cardinality, fixed / pattern values, choice types, required bindings (offline
@@ -19,7 +20,7 @@ personnalise|2.2.0`), the base FHIR version, or the pinned package.
 from __future__ import annotations
 
 from gateway.conformance.fhir import defects
-from gateway.conformance.fhir.fhirpath import CHOICE_TYPES, FhirPath, choice_values
+from gateway.conformance.fhir.fhirpath import FhirPath, choice_values
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.conformance.fhir.structure import check_structure
 from gateway.model.problem import Problem, Severity
@@ -109,16 +110,26 @@ def _prepare(node: dict) -> None:
     """Derived fields computed once per rule set: presence test, choice types, slice index."""
     name = node["name"]
     if name.endswith("[x]"):
-        prefix = name[:-3]
-        n = len(prefix)
-        node["_present"] = lambda obj: any(k.startswith(prefix) and k[n:] in CHOICE_TYPES for k in obj)
+        node["_prefix"] = name[:-3]
         if "types" in node:
             node["_types"] = {t.lower() for t in node["types"]}
     else:
-        under = "_" + name
-        node["_present"] = lambda obj: name in obj or under in obj
+        node["_prefix"] = None
+        node["_under"] = "_" + name
     slices = node.get("slices") or ()
     node["_needed"] = bool(node.get("min")) or any(s.get("min") for s in slices)
+    # what _value has to do, decided once: checks on the value itself, profiles to apply, children
+    node["_checks"] = any(k in node for k in ("_types", "fixed", "pattern", "binding", "targetTypes", "constraints"))
+    node["_profiles"] = bool(node.get("profiles")) and not node.get("resource") and name not in _EXT_KEYS
+    node["_kids"] = () if node.get("resource") else tuple(node.get("children", ()))
+    for child in node.get("children", ()):
+        _prepare(child)
+    for s in slices:
+        _prepare(s)
+    # children that can be skipped when absent, without a call: (name, _name or None when a choice or needed)
+    node["_kidspecs"] = tuple(
+        (c["name"], None if c["_prefix"] is not None or c["_needed"] else c["_under"], c) for c in node["_kids"]
+    )
     matches = [s.get("match") or [] for s in slices]
     if slices and all(len(m) == 1 for m in matches):
         first = matches[0][0]
@@ -135,10 +146,6 @@ def _prepare(node: dict) -> None:
                 for value in values:
                     table.setdefault(value, []).append(s)
             node["_index"] = (first["steps"], table)
-    for child in node.get("children", ()):
-        _prepare(child)
-    for s in slices:
-        _prepare(s)
 
 
 def _matches(instance, pattern) -> bool:
@@ -203,6 +210,11 @@ def _show(pairs: list[tuple[str | None, str]]) -> str:
     return ", ".join(f"{s}|{c}" if s else c for s, c in pairs)
 
 
+def _profiles(resource: dict) -> list[str]:
+    """The canonicals of `meta.profile` (a null keeps the place of a `_profile` extension)."""
+    return [p for p in (resource.get("meta") or {}).get("profile") or () if isinstance(p, str)]
+
+
 def _short(canonical: str) -> str:
     return canonical.partition("|")[0].rsplit("/", 1)[-1]
 
@@ -212,7 +224,7 @@ class Validator:
         self,
         rules: RuleSet,
         *,
-        structure: bool = True,
+        structure: bool | str = True,
         closed_references: bool = False,
         require_profiles: bool = False,
         best_practice: bool = True,
@@ -234,15 +246,28 @@ class Validator:
             run.add("$", "fhir-structure", "une ressource FHIR (objet JSON) est attendue",
                     "a FHIR resource (JSON object) is expected", _E, self.source)
             return run.problems
-        root = resource.get("resourceType") or "$"
+        rtype = resource.get("resourceType")
+        root = rtype if isinstance(rtype, str) and rtype else "$"
+        malformed = False
         if self.structure:
-            for p in check_structure(resource, root):
+            engine = self.structure if isinstance(self.structure, str) else "compiled"
+            for p in check_structure(resource, root, engine=engine):
                 run.add(p.location, p.rule, p.message, p.message_en, p.severity, p.source)
-        if resource.get("resourceType") == "Bundle":
-            self._bundle(run, resource, profile)
-        else:
-            self._universal(run, resource, root)
-            self._declared_profiles(run, resource, root, profile)
+                malformed = True
+        try:
+            if rtype == "Bundle":
+                self._bundle(run, resource, profile)
+            else:
+                self._universal(run, resource, root)
+                self._declared_profiles(run, resource, root, profile)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            if not malformed:
+                raise  # on a well-formed resource, a failure is a bug of the validator
+            # the profile checks read what the base structure promises (a list here, a string there);
+            # on a resource the structure check refuses, they stop where that promise is broken
+            run.add(root, "profiles-not-completed",
+                    "vérifications des profils interrompues : la structure de base est invalide (erreurs ci-dessus)",
+                    "profile checks stopped: the base structure is invalid (errors above)", _I, self.source)
         return run.problems
 
     # --- resources and profiles ---------------------------------------------------------------
@@ -288,22 +313,35 @@ class Validator:
     # --- element walk -------------------------------------------------------------------------
     def _element(self, run: _Run, obj: dict, node: dict, loc: str, src: str, res: dict) -> None:
         name = node["name"]
-        if not node["_present"](obj) and not node["_needed"]:
-            return  # absent and nothing requires it: nothing to check
-        if name.endswith("[x]"):
-            values = _choice_values(obj, name[:-3])
-            here = f"{loc}.{values[0][0]}" if values else f"{loc}.{name[:-3]}"
-        else:
+        prefix = node["_prefix"]
+        if prefix is None:
             raw = obj.get(name)
             if raw is None:
-                values = [("_" + name, obj["_" + name])] if ("_" + name) in obj else []
-            elif isinstance(raw, list):
+                under = node["_under"]
+                if under in obj:
+                    values = [(under, obj[under])]
+                elif node["_needed"]:
+                    values = []
+                else:
+                    return  # absent and nothing requires it: nothing to check
+            elif type(raw) is list:
                 values = [(name, v) for v in raw]
             else:
                 values = [(name, raw)]
-            here = f"{loc}.{name}"
+            step = name
+        else:
+            values = _choice_values(obj, prefix)
+            if not values and not node["_needed"]:
+                return
+            step = values[0][0] if values else prefix
         count = len(values)
         mn, mx = node.get("min"), node.get("max")
+        slices = node.get("slices")
+        if not ((mn and count < mn) or (mx is not None and count > mx) or slices):
+            if count:
+                self._values(run, node, values, None, loc, src, res)
+            return
+        here = f"{loc}.{step}"
         if mn and count < mn and "slice" not in node:
             run.add(here, "cardinality-min",
                     f"élément obligatoire absent : {node['id']} ({count} présent(s), minimum {mn})",
@@ -313,11 +351,15 @@ class Validator:
                     f"trop d'occurrences : {node['id']} ({count}, maximum {mx})",
                     f"too many occurrences: {node['id']} ({count}, maximum {mx})", _E, src)
         if not values:
-            if node.get("slices"):
+            if slices:
                 self._slice_counts(run, node, [], here, src)
             return
-        assigned = self._assign(run, node, values, loc, here, src) if node.get("slices") else None
-        is_ext = name in _EXT_KEYS
+        assigned = self._assign(run, node, values, loc, here, src) if slices else None
+        self._values(run, node, values, assigned, loc, src, res)
+
+    def _values(self, run: _Run, node: dict, values: list, assigned: list | None, loc: str, src: str,
+                res: dict) -> None:
+        is_ext = node["name"] in _EXT_KEYS
         for i, (key, v) in enumerate(values):
             vloc = f"{loc}.{key}[{i}]" if node["list"] else f"{loc}.{key}"
             if key.startswith("_"):
@@ -332,6 +374,20 @@ class Validator:
                     self._apply(run, v, profile, vloc, res)
 
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
+        if node["_checks"]:
+            self._checks(run, v, node, vloc, src, res, key)
+        if type(v) is dict:
+            if node["_profiles"]:
+                for canonical in node["profiles"]:
+                    profile = self.rules.profiles.get(canonical)
+                    if profile is not None:
+                        self._apply(run, v, profile, vloc, res)
+            for name, under, child in node["_kidspecs"]:
+                if under is not None and name not in v and under not in v:
+                    continue  # absent and nothing requires it (the check _element would make first)
+                self._element(run, v, child, vloc, src, res)
+
+    def _checks(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         if key and "_types" in node:
             if key[len(node["name"]) - 3 :].lower() not in node["_types"]:
                 run.add(vloc, "type-not-allowed",
@@ -349,15 +405,6 @@ class Validator:
             self._target(run, v, node, vloc, src)
         for constraint in node.get("constraints", ()):
             self._invariant(run, constraint, v, vloc, res, src)
-        if isinstance(v, dict):
-            if node.get("profiles") and not node.get("resource") and node["name"] not in _EXT_KEYS:
-                for canonical in node["profiles"]:
-                    profile = self.rules.profiles.get(canonical)
-                    if profile is not None:
-                        self._apply(run, v, profile, vloc, res)
-            if not node.get("resource"):
-                for child in node.get("children", ()):
-                    self._element(run, v, child, vloc, src, res)
 
     def _pattern_problem(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
         renamed = [
@@ -386,7 +433,7 @@ class Validator:
                 if found and all(isinstance(x, str) for x in found):
                     candidates = [s for x in found for s in table.get(x, ())]
                 elif found and all(isinstance(x, dict) for x in found):
-                    declared = [p.partition("|")[0] for r in found for p in (r.get("meta") or {}).get("profile") or ()]
+                    declared = [p.partition("|")[0] for r in found for p in _profiles(r)]
                     candidates = [s for x in declared for s in table.get(x, ())]
             for s in candidates:
                 if all(self._discriminates(v, key, d) for d in s.get("match", ())):
@@ -437,7 +484,7 @@ class Validator:
             return bool(found) == d["value"]
         if kind == "profile":
             declared = {
-                p.partition("|")[0] for r in found if isinstance(r, dict) for p in (r.get("meta") or {}).get("profile") or ()
+                p.partition("|")[0] for r in found if isinstance(r, dict) for p in _profiles(r)
             }
             return bool(declared & set(d["value"]))
         mode = d.get("mode")
@@ -504,7 +551,7 @@ class Validator:
                     f"reference {ref} points to a {rtype}; {node['id']} expects {', '.join(allowed)}", _E, src)
             return
         targets = node.get("targets")
-        declared = {p.partition("|")[0] for p in (target.get("meta") or {}).get("profile") or ()}
+        declared = {p.partition("|")[0] for p in _profiles(target)}
         if targets and declared and not declared & set(targets):
             run.add(f"{vloc}.reference", "reference-target-profile",
                     f"la ressource référencée ({ref}) ne déclare aucun des profils attendus par {node['id']}",
