@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from connectors.base import PermanentError, TransientError
+from connectors.base import PermanentError, TransientError, refused_client_certificate
 
 FHIR_JSON = "application/fhir+json"
 # OperationOutcome issue codes that mean "the content is wrong": resending cannot help.
@@ -55,11 +55,12 @@ def _ssl_context(endpoint: FhirEndpoint) -> ssl.SSLContext | bool:
 
 
 def _transport_error(exc: Exception, what: str) -> Exception:
-    """An untrusted server certificate will not fix itself: permanent. Anything else on the
-    wire (refused, reset, TLS hiccup) is worth retrying."""
+    """An untrusted server certificate, or our client certificate refused by the server (TLS
+    alert), will not fix itself: permanent. Anything else on the wire (refused, reset, TLS
+    hiccup) is worth retrying."""
     if "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return PermanentError("certificat du serveur non reconnu par le magasin de confiance", code="tls")
-    return TransientError(f"{what} ({type(exc).__name__})", code="network")
+    return refused_client_certificate(exc) or TransientError(f"{what} ({type(exc).__name__})", code="network")
 
 
 def outcome_text(response: httpx.Response) -> tuple[str, set[str]]:

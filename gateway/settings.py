@@ -56,6 +56,15 @@ class Settings(BaseSettings):
         default=Path("./var/cache/conformance"),
         description="`relais conformance`: FHIR package index and compiled rule sets (reused between runs)",
     )
+    activity_timezone: str = Field(
+        default="Europe/Paris",
+        description="Time zone of activity days and half-days (Indian/Reunion, America/Cayenne…)",
+    )
+    activity_reference_week: str = Field(
+        default="10-08",
+        description="SERAFIN-PH reference week: the Monday–Sunday week starting on the first Monday "
+        "on or after this MM-DD of the year (default: the second full week of October)",
+    )
     console_session_idle_minutes: float = Field(default=15.0, description="DPO console: idle session timeout")
     console_session_max_hours: float = Field(default=8.0, description="DPO console: absolute session lifetime")
     console_lockout_failures: int = Field(default=5, description="DPO console: failed log-ins before lock-out")
@@ -71,16 +80,6 @@ class Settings(BaseSettings):
     )
     console_cookie_secure: bool | None = Field(
         default=None, description="Secure session cookie (default: when the request came over TLS)"
-    )
-
-    activity_timezone: str = Field(
-        default="Europe/Paris",
-        description="Time zone of activity days and half-days (Indian/Reunion, America/Cayenne…)",
-    )
-    activity_reference_week: str = Field(
-        default="10-08",
-        description="SERAFIN-PH reference week: the Monday–Sunday week starting on the first Monday "
-        "on or after this MM-DD of the year (default: the second full week of October)",
     )
 
 

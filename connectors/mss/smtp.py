@@ -15,7 +15,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from connectors.base import PermanentError, TransientError
+from connectors.base import PermanentError, TransientError, refused_client_certificate
 from connectors.mss.imap import tls_context
 
 
@@ -90,6 +90,9 @@ class SmtpSubmitter:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise PermanentError("certificat du serveur SMTP non reconnu par le magasin de confiance",
                                      code="tls") from None
+            refused = refused_client_certificate(exc)  # the operator refused our certificate (TLS alert)
+            if refused is not None:
+                raise refused from None
             raise TransientError(f"serveur SMTP injoignable ({type(exc).__name__})", code="network") from None
         try:
             limit = client.esmtp_features.get("size")

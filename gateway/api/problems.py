@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.logs import get_logger
@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "unsupported-media-type": (415, "Type de contenu non pris en charge"),
     "precondition-required": (428, "En-tête If-Match obligatoire"),
     "internal-error": (500, "Erreur interne"),
+    "unavailable": (503, "Service momentanément indisponible"),
 }
 
 
@@ -137,6 +138,16 @@ async def _out_of_range(request: Request, exc: Exception):
         "ou caractère NUL)"), request)
 
 
+async def _storage_unavailable(request: Request, exc: Exception):
+    # The database is restarting or unreachable: nothing was done, the same request can be
+    # sent again (POST /exchanges is idempotent). One log line, no traceback: during an
+    # outage every request ends here.
+    log.warning("storage_unavailable", error_type=type(exc).__name__, route=_route(request))
+    return problem_response(ApiProblem(
+        "unavailable", "base de données momentanément indisponible : renvoyer la requête",
+        headers={"Retry-After": "1"}), request)
+
+
 async def _unexpected(request: Request, exc: Exception):
     # The traceback goes to the log (no request body is ever logged); the client gets no detail.
     log.error("unhandled_error", error_type=type(exc).__name__, route=_route(request), exc_info=exc)
@@ -159,5 +170,7 @@ HANDLERS = {
     PreconditionRequired: _precondition_required,
     OverflowError: _out_of_range,
     DataError: _out_of_range,
+    OperationalError: _storage_unavailable,  # connection lost or refused, server shutting down
+    InterfaceError: _storage_unavailable,  # connection already closed under the request
     Exception: _unexpected,
 }

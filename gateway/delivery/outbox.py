@@ -206,6 +206,14 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
     return claimed
 
 
+def renew_lease(conn: Connection, seq: int, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Extend the lease of an item this worker is about to send; False when it is no longer
+    this worker's (claimed again by another after the lease ran out, or cancelled)."""
+    renewed = conn.execute(sa.update(exchanges).where(
+        X.seq == seq, X.lease_owner == owner, X.status == Status.sending.value).values(lease_until=now + lease))
+    return renewed.rowcount == 1
+
+
 def _still_ours(conn: Connection, seq: int, owner: str) -> bool:
     """A worker only completes what it still holds (the lease may have been taken over, or
     the item cancelled by a consent withdrawal while it was sending)."""
@@ -310,9 +318,14 @@ def payload_of(conn: Connection, tenant_id: str, exchange_id: str) -> tuple[byte
     return (row.payload, row.content_type) if row else (None, None)
 
 
+# Every column but the payload: a page of exchanges shows none of them, and 200 TDDUI Bundles
+# or XDM messages would take tens of megabytes to read for nothing.
+_WITHOUT_PAYLOAD = [column for column in exchanges.c if column.name != "payload"]
+
+
 def listing(conn: Connection, tenant_id: str, *, status: str | None = None, system: str | None = None,
             person: str | None = None, limit: int = 50, before: int | None = None) -> list[Exchange]:
-    query = sa.select(exchanges).where(X.tenant_id == tenant_id)
+    query = sa.select(*_WITHOUT_PAYLOAD).where(X.tenant_id == tenant_id)
     if status:
         query = query.where(X.status == status)
     if system:

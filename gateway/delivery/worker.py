@@ -57,7 +57,17 @@ class Worker:
             claimed = outbox.claim(conn, owner=self.owner, now=now, lease=self.lease, limit=self.batch)
             if self.recheck is not None:
                 claimed = self.recheck(conn, claimed, now)
-        for item in claimed:
+        for n, item in enumerate(claimed):
+            # Just before each send after the first, the item's lease is renewed — unless it is
+            # no longer this worker's: a slow peer used up the batch's lease and another worker
+            # claimed it again, or a consent change cancelled it since the claim. Then it is
+            # not sent from here (it would be sent twice, or sent against the person's will).
+            if n:
+                with self.store.transaction() as conn:
+                    mine = outbox.renew_lease(conn, item.seq, self.owner, self.clock(), self.lease)
+                if not mine:
+                    log.warning("worker_lease_lost", system=item.system, exchange=item.id)
+                    continue
             self._deliver(item)
         return len(claimed)
 
@@ -134,18 +144,27 @@ class Worker:
         self._thread = threading.Thread(target=self._loop, args=(idle,), name="relais-worker", daemon=True)
         self._thread.start()
 
+    def serve(self, idle: float = 0.2) -> None:
+        """The same loop in the calling thread (`relais worker`), until `stop()` or Ctrl-C."""
+        self._stop.clear()
+        self._loop(idle)
+
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self, idle: float) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 handled = self.run_once()
-            except Exception as exc:  # database briefly unavailable: wait and go on
-                log.error("worker_pass_failed", error_type=type(exc).__name__)
-                handled = 0
+                failures = 0
+            except Exception as exc:  # database briefly unavailable: wait (longer each time) and go on
+                failures += 1
+                log.error("worker_pass_failed", error_type=type(exc).__name__, failures=failures)
+                self._stop.wait(min(5.0, idle * 2 ** failures))
+                continue
             if handled == 0:
                 self._stop.wait(idle)
 

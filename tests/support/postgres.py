@@ -150,6 +150,18 @@ class PostgresServer:
         self._started = False
         self._created.clear()
 
+    def restart(self, down: float = 0.0, *, mode: str = "immediate") -> None:
+        """Stop the server (`pg_ctl stop -m immediate`: as a crash, every connection cut, no
+        checkpoint), leave it down `down` seconds, start it again on the same data directory
+        and port. For fault tests; not possible on an external server."""
+        if self.external_url or self.tmpdir is None or self.bindir is None:
+            raise PostgresError("seul un serveur démarré par ces tests peut être redémarré")
+        data = self.tmpdir / "data"
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"])
+        time.sleep(down)
+        self._configure_and_start()
+        self._wait_ready()
+
     # ------------------------------------------------------------------ databases
 
     def url(self, dbname: str = "postgres") -> str:

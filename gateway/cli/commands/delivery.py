@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 
 from connectors.base import Recipient
 from gateway.cli.common import INVALID, NOT_FOUND, add_database_option, err, handles_storage_errors, open_store
@@ -100,17 +100,17 @@ def run_worker(args) -> int:
         err("aucun connecteur configuré (RELAIS_CONNECTORS__<SYSTÈME>__BASE_URL…)")
         return INVALID
     config = settings()
-    worker = Worker(store, connectors, batch=config.worker_batch)
+    worker = Worker(store, connectors, batch=config.worker_batch,
+                    lease=dt.timedelta(seconds=config.worker_lease_seconds))
     if args.once:
         print(f"{worker.run_once()} échange(s) traité(s)")
         return 0
-    print(f"travailleur {worker.owner} démarré ({', '.join(sorted(connectors))}) ; Ctrl-C pour arrêter")
+    print(f"travailleur {worker.owner} démarré ({', '.join(sorted(connectors))}) ; Ctrl-C pour arrêter", flush=True)
     try:
-        while True:
-            if worker.run_once() == 0:
-                time.sleep(0.2)
+        worker.serve()  # a pass that fails (database restarting) is logged and tried again
     except KeyboardInterrupt:
         return 0
+    return 0
 
 
 @handles_storage_errors
