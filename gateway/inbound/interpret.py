@@ -6,7 +6,6 @@ reason (the item is then quarantined, the original kept)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,10 +33,15 @@ class Interpretation:
 
 
 def _json(item: Inbound) -> dict:
+    # What a peer sent is read like any untrusted input (strict reader: nesting, size, duplicate
+    # keys, NaN, NUL…): a plain json.loads let a deeply nested document raise RecursionError
+    # out of the recording transaction instead of quarantining the item.
+    from gateway.plans import JsonInputError, loads_strict
+
     try:
-        value = json.loads(item.payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Unreadable("contenu reçu illisible (JSON invalide)") from None
+        value = loads_strict(item.payload, max_bytes=20 * 1024 * 1024)
+    except JsonInputError as exc:
+        raise Unreadable(f"contenu reçu illisible : {exc.problem.message}") from None
     if not isinstance(value, dict):
         raise Unreadable("contenu reçu inattendu (objet JSON attendu)")
     return value
