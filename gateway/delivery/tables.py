@@ -48,6 +48,10 @@ exchanges = sa.Table(
     sa.UniqueConstraint("tenant_id", "system", "idempotency_key"),
     sa.Index("ix_exchanges_due", "status", "next_attempt_at"),
     sa.Index("ix_exchanges_line", "tenant_id", "person_local_id", "system", "seq"),
+    # Pages of exchanges, newest first, with or without a status filter: read in index order,
+    # so a page costs the same with 100 or 100,000 rows queued (migration 0008).
+    sa.Index("ix_exchanges_page", "tenant_id", "seq"),
+    sa.Index("ix_exchanges_status_page", "tenant_id", "status", "seq"),
 )
 
 exchange_events = sa.Table(
