@@ -29,6 +29,29 @@ def run(args) -> int:
     print(f"Relais écoute sur http://{host}:{port} — documentation : http://{host}:{port}/docs")
     from gateway.audit import Checkpointer
 
-    with Checkpointer(app.state.store.engine, config):  # signs audit checkpoints (≤ 1 s)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    worker = _embedded_worker(app.state.store, config)
+    try:
+        with Checkpointer(app.state.store.engine, config):  # signs audit checkpoints (≤ 1 s)
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
+
+
+def _embedded_worker(store, config):
+    """One delivery worker in this process (RELAIS_WORKER_IN_PROCESS, default on) when connectors
+    are configured; with `relais worker` processes elsewhere, set it off on API-only nodes."""
+    import datetime as dt
+
+    from gateway.cli.commands.delivery import connectors_from_settings
+    from gateway.delivery.worker import Worker
+
+    connectors = connectors_from_settings() if config.worker_in_process else {}
+    if not connectors:
+        return None
+    worker = Worker(store, connectors, batch=config.worker_batch,
+                    lease=dt.timedelta(seconds=config.worker_lease_seconds))
+    worker.start()
+    print(f"travailleur d'envoi intégré : {', '.join(sorted(connectors))}")
+    return worker
