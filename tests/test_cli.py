@@ -108,3 +108,15 @@ def test_console_script_is_installed_and_speaks_french():
     relais = Path(sys.executable).with_name("relais")
     result = subprocess.run([str(relais), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "passerelle" in result.stdout
+
+
+def test_a_command_loads_only_its_own_module_so_the_validator_starts_fast():
+    # `relais conformance validate` runs on integrators' laptops and in their CI for each file:
+    # it must not pay for the storage layer or the other commands (cold start < 1 s, issue 8).
+    code = ("import sys; from gateway.cli.main import build_parser; "
+            "build_parser(['conformance', 'validate', 'x.json']); "
+            "print(sorted(m for m in ('sqlalchemy', 'gateway.cli.commands.demo', 'gateway.consent') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    every = subprocess.run([sys.executable, "-m", "gateway.cli.main", "--help"], capture_output=True, text=True)
+    assert all(f"    {name}" in every.stdout for name in ("serve", "sync", "worker", "exchanges", "conformance"))

@@ -7,37 +7,47 @@ from __future__ import annotations
 import os
 import sys
 
+import importlib
+
 from gateway.cli import french
-from gateway.cli.commands import demo, nomenclature, plan, schema, serve, tenant
-from gateway.cli.commands import consent
-from gateway.cli.commands import fhir
-from gateway.cli.commands import audit
-from gateway.cli.commands import cda, xds
-from gateway.cli.commands import delivery
-from gateway.cli.commands import mss
-from gateway.cli.commands import dmp
-from gateway.cli.commands import conformance
-from gateway.cli.commands import activity
-from gateway.cli.commands import console
 
-MODULES = (serve, demo, plan, nomenclature, schema, tenant, consent, fhir, audit, cda, xds, delivery, mss, dmp,
-           activity, console, conformance)
+# Subcommand → its module (gateway.cli.commands.<module>), in the order `relais --help` lists them.
+COMMANDS = {
+    "serve": "serve", "demo": "demo", "plan": "plan", "nomenclature": "nomenclature", "schema": "schema",
+    "tenant": "tenant", "consent": "consent", "fhir": "fhir", "audit": "audit", "cda": "cda", "xds": "xds",
+    "sync": "delivery", "worker": "delivery", "exchanges": "delivery", "mss": "mss", "dmp": "dmp",
+    "activity": "activity", "console": "console", "conformance": "conformance",
+}
 
 
-def build_parser() -> french.Parser:
+def _modules(names):
+    seen = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    return [importlib.import_module(f"gateway.cli.commands.{name}") for name in seen]
+
+
+def build_parser(argv: list[str] | None = None) -> french.Parser:
+    """The parser; when `argv` names a command, only that command's module is imported (each
+    pulls in its own dependencies — SQLAlchemy, the FHIR models, saxonche… — so a command starts
+    without loading all the others')."""
     parser = french.Parser(
         prog="relais",
         description="Relais : passerelle d'interopérabilité des plateformes de services coordonnés.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE", parser_class=french.Parser)
     sub.required = True
-    for module in MODULES:
+    first = next((a for a in argv or () if not a.startswith("-")), None)
+    wanted = [COMMANDS[first]] if first in COMMANDS else COMMANDS.values()
+    for module in _modules(wanted):
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `relais … | head`: the reader left, nothing more to say
