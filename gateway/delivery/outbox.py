@@ -175,16 +175,27 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
         earlier.c.seq < X.seq,
         earlier.c.status.in_([s.value for s in PENDING]),
     )
-    due = sa.or_(
-        sa.and_(X.status == Status.queued.value, X.next_attempt_at <= now),
-        sa.and_(X.status == Status.sending.value, X.lease_until < now),  # a dead worker's lease
-    )
-    query = sa.select(X.seq).where(due, ~blocked).order_by(X.seq).limit(limit)
-    if systems is not None:
-        query = query.where(X.system.in_(list(systems)))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=exchanges)
-    seqs = list(conn.execute(query).scalars())
+    # Two queries, not one with OR: with an OR both engines gathered every due row, checked each
+    # against `blocked`, then sorted them all — 0.3-0.5 s a pass with 100,000 queued. Each branch
+    # alone walks ix_exchanges_claim (status, seq, …) in seq order and stops at `limit`.
+    branches = [sa.and_(X.status == Status.sending.value, X.lease_until < now)]  # a dead worker's lease
+    if conn.execute(sa.select(X.seq).where(X.status == Status.queued.value, X.next_attempt_at <= now)
+                    .limit(1)).first() is not None:  # ix_exchanges_due: cheap when nothing is due
+        attempt_at = X.next_attempt_at
+        if conn.dialect.name == "sqlite":
+            # `+column` keeps SQLite's planner (no statistics) off ix_exchanges_due for this
+            # term, which would make it sort every due row again.
+            attempt_at = sa.literal_column(f"+{exchanges.name}.next_attempt_at", X.next_attempt_at.type)
+        branches.append(sa.and_(X.status == Status.queued.value, attempt_at <= now))
+    seqs = []
+    for due in branches:
+        query = sa.select(X.seq).where(due, ~blocked).order_by(X.seq).limit(limit)
+        if systems is not None:
+            query = query.where(X.system.in_(list(systems)))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=exchanges)
+        seqs += conn.execute(query).scalars()
+    seqs = sorted(seqs)[:limit]
     if not seqs:
         return []
     conn.execute(sa.update(exchanges).where(X.seq.in_(seqs)).values(

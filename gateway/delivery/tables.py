@@ -52,6 +52,8 @@ exchanges = sa.Table(
     # so a page costs the same with 100 or 100,000 rows queued (migration 0008).
     sa.Index("ix_exchanges_page", "tenant_id", "seq"),
     sa.Index("ix_exchanges_status_page", "tenant_id", "status", "seq"),
+    # The workers' claim: due items of one status in queue order (outbox.claim).
+    sa.Index("ix_exchanges_claim", "status", "seq", "next_attempt_at"),
 )
 
 exchange_events = sa.Table(
