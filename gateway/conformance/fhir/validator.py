@@ -30,6 +30,9 @@ EXTENSION_SOURCE = "http://hl7.org/fhir/StructureDefinition/Extension|4.0.1"
 BUNDLE_SOURCE = "http://hl7.org/fhir/StructureDefinition/Bundle|4.0.1"
 _EXT_KEYS = ("extension", "modifierExtension")
 _E, _W, _I = Severity.error, Severity.warning, Severity.information
+# Prepared fields that only save work: the walk gives the same problems without them (tested in
+# tests/test_fhir_profile_speed.py by stripping them).
+FAST_FIELDS = ("_coded",)
 
 
 class _Run:
@@ -146,6 +149,26 @@ def _prepare(node: dict) -> None:
                 for value in values:
                     table.setdefault(value, []).append(s)
             node["_index"] = (first["steps"], table)
+    if slices and "_index" not in node:
+        # slices told apart by a coded pattern ({"coding": [{system, code}]}): a slice can only match
+        # a value holding that coding, so the others are skipped without evaluating them
+        keys, steps = [], None
+        for m in matches:
+            key = None
+            if len(m) == 1 and m[0]["type"] in ("pattern", "value") and m[0].get("mode") in ("pattern", "fixed"):
+                value = m[0].get("value")
+                coding = value.get("coding") if isinstance(value, dict) else None
+                first_coding = coding[0] if isinstance(coding, list) and coding else None
+                if (isinstance(first_coding, dict) and isinstance(first_coding.get("system"), str)
+                        and isinstance(first_coding.get("code"), str) and m[0].get("steps") is not None
+                        and (steps is None or m[0]["steps"] == steps)):
+                    key, steps = (first_coding["system"], first_coding["code"]), m[0]["steps"]
+            keys.append(key)
+        if steps is not None:
+            node["_coded"] = (steps, tuple(keys))
+    if "binding" in node:
+        node["_vs"] = _short(node["binding"])
+    node["_ext"] = name in _EXT_KEYS
 
 
 def _matches(instance, pattern) -> bool:
@@ -397,7 +420,7 @@ class Validator:
             run.add(vloc, "fixed-value",
                     f"valeur imposée par le profil : {node['fixed']!r} ({node['id']}), trouvé {v!r}",
                     f"value fixed by the profile: {node['fixed']!r} ({node['id']}), found {v!r}", _E, src)
-        if "pattern" in node and not _matches(v, node["pattern"]):
+        if "pattern" in node and v != node["pattern"] and not _matches(v, node["pattern"]):
             self._pattern_problem(run, v, node, vloc, src)
         if "binding" in node:
             self._binding(run, v, node, vloc, src)
@@ -424,6 +447,7 @@ class Validator:
     def _assign(self, run: _Run, node: dict, values: list, loc: str, here: str, src: str) -> list:
         assigned = []
         index = node.get("_index")
+        coded = node.get("_coded")
         for key, v in values:
             chosen = None
             candidates = node["slices"]
@@ -435,6 +459,18 @@ class Validator:
                 elif found and all(isinstance(x, dict) for x in found):
                     declared = [p.partition("|")[0] for r in found for p in _profiles(r)]
                     candidates = [s for x in declared for s in table.get(x, ())]
+            elif coded is not None:
+                steps, keys = coded
+                held = set()
+                for x in _evaluate_steps(v, steps):
+                    codings = x.get("coding") if isinstance(x, dict) else None
+                    if isinstance(codings, list):
+                        for c in codings:
+                            if isinstance(c, dict):
+                                system, code = c.get("system"), c.get("code")
+                                if isinstance(system, str) and isinstance(code, str):
+                                    held.add((system, code))
+                candidates = [s for s, k in zip(candidates, keys) if k is None or k in held]
             for s in candidates:
                 if all(self._discriminates(v, key, d) for d in s.get("match", ())):
                     chosen = s
@@ -459,8 +495,12 @@ class Validator:
         return assigned
 
     def _slice_counts(self, run: _Run, node: dict, assigned: list, here: str, src: str) -> None:
+        counts: dict[int, int] = {}
+        for c in assigned:
+            if c is not None:
+                counts[id(c)] = counts.get(id(c), 0) + 1
         for s in node["slices"]:
-            n = sum(1 for c in assigned if c is s)
+            n = counts.get(id(s), 0)
             if n < (s.get("min") or 0):
                 run.add(here, "slice-cardinality",
                         f"tranche « {s['slice']} » de {node['id']} : {n} occurrence(s), minimum {s['min']}",
@@ -499,9 +539,8 @@ class Validator:
 
     # --- terminology, references, invariants --------------------------------------------------
     def _binding(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
-        canonical = node["binding"]
-        expansion = self.rules.expansion(canonical)
-        vs = _short(canonical)
+        expansion = self.rules.expansion(node["binding"])
+        vs = node["_vs"]
         if expansion is None or not expansion.usable:
             reason = expansion.reason if expansion else "absent du jeu de règles"
             self._unverifiable(run, vs, reason, vloc, src)

@@ -1,0 +1,163 @@
+"""The profile walk's fast paths (validator.FAST_FIELDS, prepared once per rule set) give the same
+problems as the walk without them: on the fixtures' TDDUI Bundles, the conformance runner's broken
+copies, the gate's reference Bundle, and random mutations of all of these (values dropped,
+duplicated, swapped for other values of the same document, lists reordered)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import orjson
+import pytest
+
+from gateway.conformance.fhir import Validator, tddui_gate
+from gateway.conformance.fhir import examples as ex
+from gateway.conformance.fhir import validator as V
+from gateway.conformance.fhir.rules import RuleSet
+from tests.test_fhir_structure_support import broken_copies, fixture_bundles
+
+POLICIES = [
+    {"structure": False, "closed_references": True, "require_profiles": True, "best_practice": False},
+    {"closed_references": True, "require_profiles": True, "best_practice": False},
+    {},
+]
+
+
+def _strip(node: dict) -> None:
+    for name in V.FAST_FIELDS:
+        node.pop(name, None)
+    for child in (*node.get("children", ()), *(node.get("slices") or ())):
+        _strip(child)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[tuple[Validator, Validator]]:
+    """(fast, reference) validators per policy, each on its own copy of the shipped rule set."""
+    data = tddui_gate().rules.data
+    out = []
+    for policy in POLICIES:
+        fast = Validator(RuleSet(copy.deepcopy(data)), **policy)
+        reference = Validator(RuleSet(copy.deepcopy(data)), **policy)
+        for profile in reference.rules.profiles.values():
+            _strip(profile["root"])
+        out.append((fast, reference))
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict]:
+    docs = list(fixture_bundles().values()) + list(broken_copies().values())
+    return docs + [orjson.loads(orjson.dumps(ex.bundle(extra_tasks=3)))]
+
+
+def _answer(validator: Validator, doc) -> list:
+    try:
+        return [p.model_dump(mode="json") for p in validator.validate(copy.deepcopy(doc))]
+    except Exception as exc:  # the same failure is the same answer
+        return [type(exc).__name__]
+
+
+def _same(pairs, doc) -> None:
+    for fast, reference in pairs:
+        assert _answer(fast, doc) == _answer(reference, doc)
+
+
+def _places(doc):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield doc, k
+            yield from _places(v)
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield doc, i
+            yield from _places(v)
+
+
+def _strings(doc, out: list) -> list:
+    if isinstance(doc, dict):
+        for v in doc.values():
+            _strings(v, out)
+    elif isinstance(doc, list):
+        for v in doc:
+            _strings(v, out)
+    elif isinstance(doc, str):
+        out.append(doc)
+    return out
+
+
+def _mutate(doc: dict, rnd: random.Random) -> dict:
+    doc = copy.deepcopy(doc)
+    container, key = rnd.choice(list(_places(doc)))
+    value = container[key]
+    kind = rnd.choice(["drop", "duplicate", "edit", "swap", "swap", "empty", "number", "reverse", "wrap"])
+    if kind == "drop":
+        del container[key]
+    elif kind == "duplicate" and isinstance(container, list):
+        container.append(copy.deepcopy(value))
+    elif kind == "edit" and isinstance(value, str):
+        container[key] = value + "x"
+    elif kind == "swap":  # another value of the document: codes, systems, urls, references
+        container[key] = rnd.choice(_strings(doc, []) or [""])
+    elif kind == "empty":
+        container[key] = {} if isinstance(value, dict) else []
+    elif kind == "number":
+        container[key] = 3
+    elif kind == "reverse" and isinstance(value, list):
+        value.reverse()
+    elif kind == "wrap":
+        container[key] = [value]
+    return doc
+
+
+def test_the_fast_fields_are_prepared_on_the_shipped_rule_set(pairs):
+    found = set()
+
+    def walk(node):
+        found.update(k for k in V.FAST_FIELDS if k in node)
+        for child in (*node.get("children", ()), *(node.get("slices") or ())):
+            walk(child)
+
+    for profile in pairs[0][0].rules.profiles.values():
+        walk(profile["root"])
+    assert found == set(V.FAST_FIELDS)
+
+
+def test_fixtures_broken_copies_and_the_reference_bundle_get_the_same_answer(pairs, corpus):
+    for doc in corpus:
+        _same(pairs, doc)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_bundles_get_the_same_answer(pairs, corpus, seed):
+    rnd = random.Random(seed)
+    for _ in range(60):
+        doc = rnd.choice(corpus)
+        for _ in range(rnd.choice((1, 1, 2, 4))):
+            doc = _mutate(doc, rnd)
+        _same(pairs, doc)
+
+
+def test_task_input_slices_with_codings_moved_changed_or_added(pairs):
+    base = orjson.loads(orjson.dumps(ex.bundle(extra_tasks=2)))
+    tasks = [i for i, e in enumerate(base["entry"]) if e["resource"]["resourceType"] == "Task"]
+    assert tasks
+    variants = []
+    for i in tasks:
+        for j, item in enumerate(base["entry"][i]["resource"].get("input", ())):
+            for edit in range(5):
+                doc = copy.deepcopy(base)
+                codings = doc["entry"][i]["resource"]["input"][j]["type"]["coding"]
+                if edit == 0:
+                    codings.insert(0, {"system": "urn:other", "code": "x"})
+                elif edit == 1:
+                    codings[0]["system"] += "x"
+                elif edit == 2:
+                    codings.append(dict(codings[0], display="again"))
+                elif edit == 3:
+                    codings[0].pop("system")
+                else:
+                    doc["entry"][i]["resource"]["input"].reverse()
+                variants.append(doc)
+    for doc in variants:
+        _same(pairs, doc)
