@@ -169,6 +169,8 @@ def _prepare(node: dict) -> None:
     if "binding" in node:
         node["_vs"] = _short(node["binding"])
     node["_ext"] = name in _EXT_KEYS
+    mn, mx = node.get("min"), node.get("max")
+    node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
 
 
 def _matches(instance, pattern) -> bool:
@@ -349,6 +351,12 @@ class Validator:
                     return  # absent and nothing requires it: nothing to check
             elif type(raw) is list:
                 values = [(name, v) for v in raw]
+            elif node["_single"]:  # one value, nothing to count nor slice: straight to its checks
+                vloc = f"{loc}.{name}[0]" if node["list"] else f"{loc}.{name}"
+                self._value(run, raw, node, vloc, src, res, name)
+                if node["_ext"] and isinstance(raw, dict):
+                    self._extension(run, raw, vloc, res)
+                return
             else:
                 values = [(name, raw)]
             step = name
@@ -360,42 +368,41 @@ class Validator:
         count = len(values)
         mn, mx = node.get("min"), node.get("max")
         slices = node.get("slices")
-        if not ((mn and count < mn) or (mx is not None and count > mx) or slices):
-            if count:
-                self._values(run, node, values, None, loc, src, res)
-            return
-        here = f"{loc}.{step}"
-        if mn and count < mn and "slice" not in node:
-            run.add(here, "cardinality-min",
-                    f"élément obligatoire absent : {node['id']} ({count} présent(s), minimum {mn})",
-                    f"required element missing: {node['id']} ({count} present, minimum {mn})", _E, src)
-        if mx is not None and count > mx and "slice" not in node:
-            run.add(here, "cardinality-max",
-                    f"trop d'occurrences : {node['id']} ({count}, maximum {mx})",
-                    f"too many occurrences: {node['id']} ({count}, maximum {mx})", _E, src)
-        if not values:
+        assigned = None
+        if (mn and count < mn) or (mx is not None and count > mx) or slices:
+            here = f"{loc}.{step}"
+            if mn and count < mn and "slice" not in node:
+                run.add(here, "cardinality-min",
+                        f"élément obligatoire absent : {node['id']} ({count} présent(s), minimum {mn})",
+                        f"required element missing: {node['id']} ({count} present, minimum {mn})", _E, src)
+            if mx is not None and count > mx and "slice" not in node:
+                run.add(here, "cardinality-max",
+                        f"trop d'occurrences : {node['id']} ({count}, maximum {mx})",
+                        f"too many occurrences: {node['id']} ({count}, maximum {mx})", _E, src)
+            if not values:
+                if slices:
+                    self._slice_counts(run, node, [], here, src)
+                return
             if slices:
-                self._slice_counts(run, node, [], here, src)
+                assigned = self._assign(run, node, values, loc, here, src)
+        elif not count:
             return
-        assigned = self._assign(run, node, values, loc, here, src) if slices else None
-        self._values(run, node, values, assigned, loc, src, res)
-
-    def _values(self, run: _Run, node: dict, values: list, assigned: list | None, loc: str, src: str,
-                res: dict) -> None:
-        is_ext = node["name"] in _EXT_KEYS
+        is_ext, many = node["_ext"], node["list"]
         for i, (key, v) in enumerate(values):
-            vloc = f"{loc}.{key}[{i}]" if node["list"] else f"{loc}.{key}"
             if key.startswith("_"):
                 continue  # a primitive carrying only extensions: counted, nothing more to check
+            vloc = f"{loc}.{key}[{i}]" if many else f"{loc}.{key}"
             self._value(run, v, node, vloc, src, res, key)
             chosen = assigned[i] if assigned else None
             if chosen is not None:
                 self._value(run, v, chosen, vloc, src, res, key)
             if is_ext and isinstance(v, dict):
-                profile = self.rules.profiles.get(v.get("url"))
-                if profile is not None and profile["type"] == "Extension":
-                    self._apply(run, v, profile, vloc, res)
+                self._extension(run, v, vloc, res)
 
+    def _extension(self, run: _Run, v: dict, vloc: str, res: dict) -> None:
+        profile = self.rules.profiles.get(v.get("url"))
+        if profile is not None and profile["type"] == "Extension":
+            self._apply(run, v, profile, vloc, res)
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         if node["_checks"]:
             self._checks(run, v, node, vloc, src, res, key)
@@ -535,7 +542,8 @@ class Validator:
             return any(expansion.contains(s, c) for x in found for s, c in _codings(x)[0])
         if mode == "fixed":
             return any(x == d["value"] for x in found)
-        return any(_matches(x, d["value"]) for x in found)
+        value = d["value"]
+        return any(x == value or _matches(x, value) for x in found)
 
     # --- terminology, references, invariants --------------------------------------------------
     def _binding(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
@@ -614,31 +622,43 @@ class Validator:
 
     # --- native pass: ele-1, ext-1, references ------------------------------------------------
     def _universal(self, run: _Run, node: dict, loc: str) -> None:
-        stack = [(node, loc)]
+        refs, url = run.refs, run.entry_url
+        # (object, parent location, key, index): a location is built only when something needs it
+        stack = [(node, loc, None, None)]
         while stack:
-            obj, here = stack.pop()
+            obj, parent, key, index = stack.pop()
+            here = parent if key is None else None
             for k, v in obj.items():
-                if isinstance(v, dict):
-                    sub = f"{here}.{k}"
-                    if not any(x != "id" for x in v):
-                        self._empty(run, sub)
-                    stack.append((v, sub))
+                if type(v) is str:  # most values: only a reference matters
+                    if k == "reference":
+                        if here is None:
+                            here = f"{parent}.{key}" if index is None else f"{parent}.{key}[{index}]"
+                        refs.append((here, v, url))
+                elif isinstance(v, dict):
+                    if here is None:
+                        here = f"{parent}.{key}" if index is None else f"{parent}.{key}[{index}]"
+                    if not v or (len(v) == 1 and "id" in v):  # no key but id: ele-1
+                        self._empty(run, f"{here}.{k}")
+                    stack.append((v, here, k, None))
                 elif isinstance(v, list):
                     ext = k in _EXT_KEYS
                     for i, x in enumerate(v):
                         if not isinstance(x, dict):
                             continue
-                        sub = f"{here}.{k}[{i}]"
-                        if not any(y != "id" for y in x):
-                            self._empty(run, sub)
+                        if here is None:
+                            here = f"{parent}.{key}" if index is None else f"{parent}.{key}[{index}]"
+                        if not x or (len(x) == 1 and "id" in x):
+                            self._empty(run, f"{here}.{k}[{i}]")
                         if ext and ("extension" in x) == any(y.startswith("value") for y in x):
-                            run.add(sub, "invariant:ext-1",
+                            run.add(f"{here}.{k}[{i}]", "invariant:ext-1",
                                     "invariant ext-1 non respecté : une extension porte soit des extensions soit une valeur, pas les deux (ni aucune)",
                                     "invariant ext-1 failed: must have either extensions or value[x], not both",
                                     _E, EXTENSION_SOURCE)
-                        stack.append((x, sub))
+                        stack.append((x, here, k, i))
                 elif k == "reference" and isinstance(v, str):
-                    run.refs.append((here, v, run.entry_url))
+                    if here is None:
+                        here = f"{parent}.{key}" if index is None else f"{parent}.{key}[{index}]"
+                    refs.append((here, v, url))
 
     def _empty(self, run: _Run, where: str) -> None:
         run.add(where, "invariant:ele-1",
