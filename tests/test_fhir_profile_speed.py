@@ -161,3 +161,23 @@ def test_task_input_slices_with_codings_moved_changed_or_added(pairs):
                 variants.append(doc)
     for doc in variants:
         _same(pairs, doc)
+
+
+def test_a_remembered_answer_is_not_reused_where_the_context_differs(pairs):
+    """The same reference in another Bundle may designate another type: not a value-only answer
+    (Encounter.participant.individual: Practitioner, PractitionerRole or RelatedPerson)."""
+    base = orjson.loads(orjson.dumps(ex.bundle(extra_tasks=2)))
+    urls = {e["resource"]["resourceType"]: e["fullUrl"] for e in base["entry"]}
+    for entry in base["entry"]:
+        if entry["resource"]["resourceType"] == "Encounter":
+            entry["resource"]["participant"] = [{"individual": {"reference": urls["Organization"]}}]
+    allowed = copy.deepcopy(base)
+    for entry in allowed["entry"]:
+        if entry["fullUrl"] == urls["Organization"]:
+            entry["resource"]["resourceType"] = "Practitioner"
+            del entry["resource"]["meta"]  # no declared profile: the participant is then clean
+    for doc in (allowed, base, allowed, base):
+        _same(pairs, doc)
+    rules = {p.rule for p in pairs[0][1].validate(copy.deepcopy(base)) if "participant" in p.location}
+    assert "reference-target-type" in rules
+    assert not [p for p in pairs[0][1].validate(copy.deepcopy(allowed)) if "participant" in p.location]

@@ -19,6 +19,8 @@ personnalise|2.2.0`), the base FHIR version, or the pinned package.
 
 from __future__ import annotations
 
+import orjson
+
 from gateway.conformance.fhir import defects
 from gateway.conformance.fhir.fhirpath import FhirPath, choice_values
 from gateway.conformance.fhir.rules import RuleSet
@@ -32,13 +34,14 @@ _EXT_KEYS = ("extension", "modifierExtension")
 _E, _W, _I = Severity.error, Severity.warning, Severity.information
 # Prepared fields that only save work: the walk gives the same problems without them (tested in
 # tests/test_fhir_profile_speed.py by stripping them).
-FAST_FIELDS = ("_coded",)
+FAST_FIELDS = ("_coded", "_pure")
+CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
 
 
 class _Run:
     """State of one validation: problems (deduplicated), references met, notes already given."""
 
-    __slots__ = ("problems", "seen", "refs", "notes", "index", "entry_url", "applied")
+    __slots__ = ("problems", "seen", "refs", "notes", "index", "entry_url", "applied", "tried")
 
     def __init__(self):
         self.problems: list[Problem] = []
@@ -48,8 +51,10 @@ class _Run:
         self.index: _BundleIndex | None = None
         self.entry_url: str | None = None
         self.applied: set[tuple[int, str]] = set()
+        self.tried = 0  # problems raised, repeated ones included: unchanged over a walk means clean
 
     def add(self, location: str, rule: str, fr: str, en: str, severity: Severity, source: str) -> None:
+        self.tried += 1
         key = (location, rule, fr)
         if key in self.seen:
             return
@@ -173,6 +178,23 @@ def _prepare(node: dict) -> None:
     node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
 
 
+def _mark_pure(node: dict, rules: RuleSet) -> bool:
+    """True when the walk of a value under `node` depends on that value alone (no invariant, reference
+    target, profile, extension definition or value-set note); `_pure` marks those worth remembering."""
+    pure = True
+    for child in (*node["_kids"], *(node.get("slices") or ())):
+        pure = _mark_pure(child, rules) and pure
+    if node.get("constraints") or "targetTypes" in node or node["_profiles"] or node["_ext"]:
+        pure = False
+    if "binding" in node:
+        expansion = rules.expansion(node["binding"])
+        if expansion is None or not expansion.usable or expansion.notes:
+            pure = False
+    worth = "binding" in node or "pattern" in node or "fixed" in node or node["_kids"] or node.get("slices")
+    node["_pure"] = bool(pure and worth)
+    return pure
+
+
 def _matches(instance, pattern) -> bool:
     if isinstance(pattern, dict):
         return isinstance(instance, dict) and all(_matches(instance.get(k), v) for k, v in pattern.items())
@@ -261,8 +283,10 @@ class Validator:
         self.best_practice = best_practice
         self.fhirpath = FhirPath()
         self.source = f"{rules.main['id']}|{rules.main['version']}"
+        self._clean: set[tuple] = set()
         for profile in rules.profiles.values():
             _prepare(profile["root"])
+            _mark_pure(profile["root"], rules)
 
     # --- entry points -------------------------------------------------------------------------
     def validate(self, resource: dict, profile: str | None = None) -> list[Problem]:
@@ -404,6 +428,16 @@ class Validator:
         if profile is not None and profile["type"] == "Extension":
             self._apply(run, v, profile, vloc, res)
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
+        memo = None
+        if node.get("_pure"):  # the answer depends on the value alone: a clean one is remembered
+            try:
+                memo = (id(node), key, v if type(v) is str else orjson.dumps(v))
+            except TypeError:  # not serialisable (an integer beyond 64 bits…): walked every time
+                pass
+            else:
+                if memo in self._clean:
+                    return
+                tried = run.tried
         if node["_checks"]:
             self._checks(run, v, node, vloc, src, res, key)
         if type(v) is dict:
@@ -416,6 +450,10 @@ class Validator:
                 if under is not None and name not in v and under not in v:
                     continue  # absent and nothing requires it (the check _element would make first)
                 self._element(run, v, child, vloc, src, res)
+        if memo is not None and run.tried == tried:
+            if len(self._clean) >= CLEAN_MAX:
+                self._clean.clear()
+            self._clean.add(memo)
 
     def _checks(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         if key and "_types" in node:
