@@ -52,12 +52,16 @@ def _path(world, template: str) -> str:
     return template.format(person=world.person, inbound=world.inbound_id)
 
 
-@pytest.mark.parametrize("method, template, media", BODY_ROUTES, ids=[r[1] for r in BODY_ROUTES])
-@pytest.mark.parametrize("case", sorted(HOSTILE))
+# Every hostile document at every body route, but an empty body on `$reject`: there it is a
+# rejection without a stated reason, which is allowed (documented), not hostile input.
+CASES = [pytest.param(method, template, media, case, id=f"{case}-{template}")
+         for case in sorted(HOSTILE) for method, template, media in BODY_ROUTES
+         if not (case == "empty" and template.endswith("$reject"))]
+
+
+@pytest.mark.parametrize("method, template, media, case", CASES)
 def test_hostile_json_is_refused_at_every_body_route_and_nothing_is_written(shared_world, method, template, media, case):
     raw, rule, status = HOSTILE[case]
-    if case == "empty" and template.endswith("$reject"):
-        pytest.skip("an empty body is a rejection without a stated reason (documented)")
     before = snapshot(shared_world.store)
     response = shared_world.client.request(method, _path(shared_world, template), content=raw,
                                      headers=shared_world.auth(**{"Content-Type": media}))
