@@ -34,7 +34,7 @@ _EXT_KEYS = ("extension", "modifierExtension")
 _E, _W, _I = Severity.error, Severity.warning, Severity.information
 # Prepared fields that only save work: the walk gives the same problems without them (tested in
 # tests/test_fhir_profile_speed.py by stripping them).
-FAST_FIELDS = ("_coded", "_pure")
+FAST_FIELDS = ("_coded", "_pure", "_direct")
 CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
 
 
@@ -154,12 +154,13 @@ def _prepare(node: dict) -> None:
                 for value in values:
                     table.setdefault(value, []).append(s)
             node["_index"] = (first["steps"], table)
+            node["_direct"] = True  # a slice found in the table matches: its discriminator is that value
     if slices and "_index" not in node:
         # slices told apart by a coded pattern ({"coding": [{system, code}]}): a slice can only match
         # a value holding that coding, so the others are skipped without evaluating them
         keys, steps = [], None
         for m in matches:
-            key = None
+            key, sure = None, False
             if len(m) == 1 and m[0]["type"] in ("pattern", "value") and m[0].get("mode") in ("pattern", "fixed"):
                 value = m[0].get("value")
                 coding = value.get("coding") if isinstance(value, dict) else None
@@ -168,7 +169,9 @@ def _prepare(node: dict) -> None:
                         and isinstance(first_coding.get("code"), str) and m[0].get("steps") is not None
                         and (steps is None or m[0]["steps"] == steps)):
                     key, steps = (first_coding["system"], first_coding["code"]), m[0]["steps"]
-            keys.append(key)
+                    # {"coding": [{system, code}]} as a pattern: holding that coding is matching it
+                    sure = m[0].get("mode") == "pattern" and value == {"coding": [{"system": key[0], "code": key[1]}]}
+            keys.append((key, sure))
         if steps is not None:
             node["_coded"] = (steps, tuple(keys))
     if "binding" in node:
@@ -493,17 +496,25 @@ class Validator:
         assigned = []
         index = node.get("_index")
         coded = node.get("_coded")
+        direct = node.get("_direct")
         for key, v in values:
             chosen = None
             candidates = node["slices"]
+            sure = ()
             if index is not None:  # one discriminator, exact values: look the slice up
                 steps, table = index
                 found = _evaluate_steps(v, steps)
                 if found and all(isinstance(x, str) for x in found):
                     candidates = [s for x in found for s in table.get(x, ())]
+                    if direct:
+                        assigned.append(candidates[0] if candidates else None)
+                        continue
                 elif found and all(isinstance(x, dict) for x in found):
                     declared = [p.partition("|")[0] for r in found for p in _profiles(r)]
                     candidates = [s for x in declared for s in table.get(x, ())]
+                    if direct:
+                        assigned.append(candidates[0] if candidates else None)
+                        continue
             elif coded is not None:
                 steps, keys = coded
                 held = set()
@@ -515,9 +526,10 @@ class Validator:
                                 system, code = c.get("system"), c.get("code")
                                 if isinstance(system, str) and isinstance(code, str):
                                     held.add((system, code))
-                candidates = [s for s, k in zip(candidates, keys) if k is None or k in held]
+                candidates = [s for s, (k, _) in zip(candidates, keys) if k is None or k in held]
+                sure = {id(s) for s, (k, exact) in zip(node["slices"], keys) if exact and k in held}
             for s in candidates:
-                if all(self._discriminates(v, key, d) for d in s.get("match", ())):
+                if id(s) in sure or all(self._discriminates(v, key, d) for d in s.get("match", ())):
                     chosen = s
                     break
             assigned.append(chosen)
