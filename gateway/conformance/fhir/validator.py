@@ -22,7 +22,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.conformance.fhir import defects
-from gateway.conformance.fhir.fhirpath import FhirPath, choice_values
+from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.conformance.fhir.structure import check_structure
 from gateway.model.problem import Problem, Severity
@@ -34,7 +34,9 @@ _EXT_KEYS = ("extension", "modifierExtension")
 _E, _W, _I = Severity.error, Severity.warning, Severity.information
 # Prepared fields that only save work: the walk gives the same problems without them (tested in
 # tests/test_fhir_profile_speed.py by stripping them).
-FAST_FIELDS = ("_coded", "_pure", "_direct")
+FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained")
+# invariants that hold on any focus without contained resources (their published expressions)
+_UNCONTAINED = {"dom-2", "dom-4", "dom-5"}
 CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
 
 
@@ -177,7 +179,12 @@ def _prepare(node: dict) -> None:
     if "binding" in node:
         node["_vs"] = _short(node["binding"])
     node["_ext"] = name in _EXT_KEYS
+    for c in node.get("constraints", ()):
+        key = c["key"]
+        published = key in _UNCONTAINED and NATIVE[key][0] == c["expression"]
+        c["_uncontained"] = published or key in TRIVIAL_WITHOUT_CONTAINED
     mn, mx = node.get("min"), node.get("max")
+    node["_bounds"] = (mn, mx, node.get("slices"))
     node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
 
 
@@ -393,8 +400,7 @@ class Validator:
                 return
             step = values[0][0] if values else prefix
         count = len(values)
-        mn, mx = node.get("min"), node.get("max")
-        slices = node.get("slices")
+        mn, mx, slices = node["_bounds"]
         assigned = None
         if (mn and count < mn) or (mx is not None and count > mx) or slices:
             here = f"{loc}.{step}"
@@ -432,7 +438,7 @@ class Validator:
             self._apply(run, v, profile, vloc, res)
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         memo = None
-        if node.get("_pure"):  # the answer depends on the value alone: a clean one is remembered
+        if node["_pure"]:  # the answer depends on the value alone: a clean one is remembered
             try:
                 memo = (id(node), key, v if type(v) is str else orjson.dumps(v))
             except TypeError:  # not serialisable (an integer beyond 64 bits…): walked every time
@@ -657,6 +663,8 @@ class Validator:
     def _invariant(self, run: _Run, c: dict, v, vloc: str, res: dict, src: str) -> None:
         if c.get("bestPractice") and not self.best_practice:
             return
+        if c["_uncontained"] and not (isinstance(v, dict) and v.get("contained")):
+            return  # holds: nothing contained
         held = self.fhirpath.check(c["key"], c["expression"], v, res)
         if held is None:
             if run.once(f"unevaluable:{c['key']}"):
