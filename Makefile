@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/relais demo
 
+# One worker per core; a test file stays on one worker (its module fixtures and order kept).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 serve: $(STAMP)
 	$(BIN)/relais serve
