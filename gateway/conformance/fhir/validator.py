@@ -188,21 +188,29 @@ def _prepare(node: dict) -> None:
     node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
 
 
-def _mark_pure(node: dict, rules: RuleSet) -> bool:
-    """True when the walk of a value under `node` depends on that value alone (no invariant, reference
-    target, profile, extension definition or value-set note); `_pure` marks those worth remembering."""
-    pure = True
+def _mark_pure(node: dict, rules: RuleSet) -> frozenset | None:
+    """The value-set notes the walk of a value under `node` may give, when that walk depends on the
+    value alone (no invariant, reference target, profile, extension definition), else None. `_pure`
+    keeps them on the nodes worth remembering: a clean answer holds again once the run gave them."""
+    notes, pure = set(), True
     for child in (*node["_kids"], *(node.get("slices") or ())):
-        pure = _mark_pure(child, rules) and pure
+        below = _mark_pure(child, rules)
+        if below is None:
+            pure = False
+        else:
+            notes |= below
     if node.get("constraints") or "targetTypes" in node or node["_profiles"] or node["_ext"]:
         pure = False
     if "binding" in node:
         expansion = rules.expansion(node["binding"])
-        if expansion is None or not expansion.usable or expansion.notes:
+        if expansion is None or not expansion.usable:
             pure = False
+        else:
+            notes.update(expansion.notes)
     worth = "binding" in node or "pattern" in node or "fixed" in node or node["_kids"] or node.get("slices")
-    node["_pure"] = bool(pure and worth)
-    return pure
+    result = frozenset(notes) if pure else None
+    node["_pure"] = result if worth else None
+    return result
 
 
 def _matches(instance, pattern) -> bool:
@@ -438,13 +446,14 @@ class Validator:
             self._apply(run, v, profile, vloc, res)
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         memo = None
-        if node["_pure"]:  # the answer depends on the value alone: a clean one is remembered
+        notes = node["_pure"]
+        if notes is not None:  # the answer depends on the value alone: a clean one is remembered
             try:
                 memo = (id(node), key, v if type(v) is str else orjson.dumps(v))
             except TypeError:  # not serialisable (an integer beyond 64 bits…): walked every time
                 pass
             else:
-                if memo in self._clean:
+                if memo in self._clean and notes <= run.notes:  # its notes already given in this run
                     return
                 tried = run.tried
         if node["_checks"]:
