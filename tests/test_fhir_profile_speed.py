@@ -207,3 +207,14 @@ def test_invariants_on_contained_resources(pairs):
     doc["entry"][-1]["resource"]["contained"] = variants[1]
     rules = {p.rule for p in pairs[0][1].validate(doc)}
     assert "invariant:dom-2" in rules
+
+
+def test_large_values_are_not_remembered(pairs):
+    doc = orjson.loads(orjson.dumps(ex.bundle(extra_tasks=1)))
+    task = doc["entry"][-1]["resource"]
+    task["input"][0]["valueString"] = "x" * (V.CLEAN_BYTES + 1)
+    task["input"].append(copy.deepcopy(task["input"][1]))
+    task["input"][-1]["valueCodeableConcept"]["text"] = "y" * V.CLEAN_BYTES
+    _same(pairs, doc)
+    fast = pairs[0][0]
+    assert fast._clean and all(len(memo[-1]) <= V.CLEAN_BYTES for memo in fast._clean)

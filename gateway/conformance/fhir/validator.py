@@ -38,6 +38,7 @@ FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained")
 # invariants that hold on any focus without contained resources (their published expressions)
 _UNCONTAINED = {"dom-2", "dom-4", "dom-5"}
 CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
+CLEAN_BYTES = 2048  # of values at most this long (JSON): the memory stays bounded
 
 
 class _Run:
@@ -449,10 +450,11 @@ class Validator:
         notes = node["_pure"]
         if notes is not None:  # the answer depends on the value alone: a clean one is remembered
             try:
-                memo = (id(node), key, v if type(v) is str else orjson.dumps(v))
+                text = v if type(v) is str else orjson.dumps(v)
             except TypeError:  # not serialisable (an integer beyond 64 bits…): walked every time
-                pass
-            else:
+                text = None
+            if text is not None and len(text) <= CLEAN_BYTES:  # large values (attachments…) not kept
+                memo = (id(node), key, text)
                 if memo in self._clean and notes <= run.notes:  # its notes already given in this run
                     return
                 tried = run.tried
