@@ -392,9 +392,11 @@ class Validator:
                     values = []
                 else:
                     return  # absent and nothing requires it: nothing to check
-            elif type(raw) is list:
+            elif type(raw) is list and (len(raw) != 1 or not node["_single"]):
                 values = [(name, v) for v in raw]
             elif node["_single"]:  # one value, nothing to count nor slice: straight to its checks
+                if type(raw) is list:
+                    raw = raw[0]
                 vloc = f"{loc}.{name}[0]" if node["list"] else f"{loc}.{name}"
                 self._value(run, raw, node, vloc, src, res, name)
                 if node["_ext"] and isinstance(raw, dict):
