@@ -115,6 +115,10 @@ def test_care_team_put_and_get(api):
     assert got.json()["participant"] == resource["participant"]
     updated = client.put(f"/persons/{ADULT}/care-team", content=json.dumps(resource), headers=auth(token))
     assert updated.status_code == 200 and updated.json()["meta"]["versionId"] == "2"
+    # sent without an identifier both times: still the same care team (business identifier kept)
+    assert "identifier" not in resource
+    assert updated.json()["identifier"] == created.json()["identifier"] == got.json()["identifier"]
+    assert updated.json()["id"] == created.json()["id"]
     bad = {**resource, "subject": {"reference": "Patient/U000099"}}
     refused = client.put(f"/persons/{ADULT}/care-team", content=json.dumps(bad), headers=auth(token))
     assert refused.status_code == 422 and refused.json()["errors"][0]["location"] == "CareTeam.subject"

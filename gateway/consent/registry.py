@@ -452,6 +452,10 @@ class ConsentRegistry:
             if previous is not None:
                 old = orjson.loads(previous.content)
                 normalised["id"] = old.get("id") or uuid.uuid4().hex
+                if not (isinstance(resource, dict) and resource.get("identifier")) and old.get("identifier"):
+                    # A new version without an identifier is the same care team: it keeps the
+                    # business identifier read_care_team gave the first one.
+                    normalised["identifier"] = old["identifier"]
                 _, before = read_care_team(old, person_local_id=local_id, validate=False)
             else:
                 normalised["id"] = uuid.uuid4().hex
