@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.audit.jcs import canonical_ascii_keys
+from gateway.audit.jcs import canonical_ascii_keys, canonical_checked
 
 RECORD_VERSION = 1
 MAX_ENTRY_BYTES = 8192  # well under the 65,535 bytes a tlog-tiles entry bundle allows
@@ -66,8 +66,42 @@ def timestamp(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_T = r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]"  # _TOKEN's first character and the rest
+# The checks below of a usual entry in one match: "tenant\0actor\0outcome\0action(\0refkey)*".
+# NUL appears in none of the classes, so each field is one segment (the NUL count is checked too).
+_FAST = re.compile(
+    _T + r"{0,63}\x00" + _T + r"{0,99}\x00" + _T + r"{0,31}\x00"  # tenant ≤ 64, actor ≤ 100, outcome ≤ 32
+    r"(?![^\x00]{65})[a-z][a-z_]*(?:\.[a-z][a-z_]*)+"  # action ≤ 64 characters
+    r"(?:\x00[A-Za-z][A-Za-z0-9_.\-]{0,63})*"  # ref names ≤ 64
+)
+_SYSTEM = re.compile(_T + r"{0,39}")  # system ≤ 40
+_ONLY_STR = frozenset({str})
+
+
 def check(entry: AuditEntry) -> None:
     """Refuse what would put personal data or malformed values in the log."""
+    # Fast path: accepts only entries the full checks below accept (exact str and dict types, so
+    # no subclass can change len() or matching); anything else, or any doubt, goes through them,
+    # which give the decision and the message.
+    if type(entry) is AuditEntry:
+        tenant, actor, outcome, action = entry.tenant_id, entry.actor, entry.outcome, entry.action
+        subject, system, refs = entry.subject, entry.system, entry.refs
+        if (type(tenant) is str and type(actor) is str and type(outcome) is str and type(action) is str
+                and type(refs) is dict and len(refs) <= 32 and _ONLY_STR.issuperset(map(type, refs))
+                and (subject is None or (type(subject) is str and PSEUDONYM.fullmatch(subject)))
+                and (system is None or (type(system) is str and _SYSTEM.fullmatch(system)))):
+            joined = "\x00".join((tenant, actor, outcome, action, *refs))
+            if joined.count("\x00") == 3 + len(refs) and _FAST.fullmatch(joined):
+                for value in refs.values():
+                    if type(value) is not str or len(value) > 1024:
+                        break
+                else:
+                    return
+    _check(entry)
+
+
+def _check(entry: AuditEntry) -> None:
+    """The full checks, in order (each refusal has its own message)."""
     if not isinstance(entry, AuditEntry):
         raise EntryError("entrée d'audit : AuditEntry attendu")
     _token(entry.tenant_id, "locataire", 64)
@@ -108,9 +142,44 @@ def record(entry: AuditEntry, seq: int, at: dt.datetime) -> dict:
     return out
 
 
-def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
-    """The leaf bytes (RFC 8785)."""
-    body = canonical_ascii_keys(record(entry, seq, at))  # keys are ASCII: checked above
+def _plain(entry, seq) -> bool:
+    """True when every value of the record is a str (or None for subject/system) and seq an int,
+    the shapes for which orjson and the reference encoder agree (entries passing check())."""
+    return (type(seq) is int and isinstance(entry.tenant_id, str) and isinstance(entry.actor, str)
+            and isinstance(entry.action, str) and isinstance(entry.outcome, str)
+            and (entry.subject is None or isinstance(entry.subject, str))
+            and (entry.system is None or isinstance(entry.system, str))
+            and isinstance(entry.refs, Mapping) and all(isinstance(v, str) for v in entry.refs.values()))
+
+
+def _body(record_: dict, plain: bool) -> bytes:
+    body = canonical_checked(record_) if plain else canonical_ascii_keys(record_)
     if len(body) > MAX_ENTRY_BYTES:
         raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
     return body
+
+
+def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
+    """The leaf bytes (RFC 8785)."""
+    # keys are ASCII (checked above), so sorting by code point is RFC 8785 §3.2.3's UTF-16 order
+    return _body(record(entry, seq, at), _plain(entry, seq))
+
+
+def encode_checked(entry: AuditEntry, seq: int, stamp: str) -> bytes:
+    """`encode` for an entry that passed check(), with its `timestamp()` already computed (a batch
+    shares one): check() leaves only str values, so the orjson path is always the right one."""
+    out = {
+        "v": RECORD_VERSION,
+        "seq": seq,
+        "at": stamp,
+        "tenant": entry.tenant_id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "refs": dict(entry.refs),
+    }
+    if entry.subject is not None:
+        out["subject"] = entry.subject
+    if entry.system is not None:
+        out["system"] = entry.system
+    return _body(out, type(seq) is int)

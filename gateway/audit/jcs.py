@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 _MAX_SAFE = 2**53 - 1
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _dumps_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
@@ -51,3 +53,27 @@ def canonical_ascii_keys(value) -> bytes:
     integer beyond 2^53 (audit records: entry.check guarantees it). For ASCII keys, code point
     order is UTF-16 order, so the C encoder's sort_keys gives the RFC 8785 bytes."""
     return _dumps_sorted(value).encode("utf-8")
+
+
+# orjson gives the same bytes as the stdlib encoder above for plain str/int/bool/None/dict/list:
+# strings escaped like ECMAScript (§3.2.2.2: \b \t \n \f \r, other controls as lowercase
+# \u00xx, the rest literal UTF-8), integers in plain decimal (§3.2.2.3), and with ASCII keys its
+# byte-order sort is the UTF-16 order of §3.2.3. Subclasses, dataclasses and datetimes are passed
+# to `_refuse` so that they, and anything orjson cannot encode (lone surrogates, ints beyond 64
+# bits, non-str keys), take the reference path and give its bytes or its error.
+_ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+                   | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
+def _refuse(value):
+    raise TypeError
+
+
+def canonical_checked(value) -> bytes:
+    """`canonical_ascii_keys` for values holding only str (or str subclasses), int, bool, None,
+    dict and list -- NO float, UUID nor Enum, whose orjson forms differ from the stdlib's.
+    Audit records after entry.check hold nothing else."""
+    try:
+        return orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:  # lone surrogate, int beyond 64 bits, subclass...: reference path
+        return _dumps_sorted(value).encode("utf-8")

@@ -15,13 +15,14 @@ the shorter the rest, the more appends per second (and one lock order everywhere
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.audit import merkle
-from gateway.audit.entry import AuditEntry, check, encode
+from gateway.audit.entry import AuditEntry, check, encode_checked, timestamp
 from gateway.audit.tables import audit_entries, audit_head
 
 
@@ -34,6 +35,29 @@ _LOCK_HEAD = (
 )
 _READ_HEAD = sa.select(audit_head.c.size, audit_head.c.frontier).where(audit_head.c.id == 1)
 _INSERT = sa.insert(audit_entries)
+_INSERT_COLUMNS = ("seq", "tenant_id", "action", "at", "body")
+# Per dialect: the INSERT's SQL in the driver's paramstyle and the columns' own bind processors,
+# so that executemany gets the very parameters SQLAlchemy would have built, without its per-row work.
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared_insert(dialect):
+    prepared = _PREPARED.get(dialect)
+    if prepared is None:
+        compiled = _INSERT.values({name: sa.bindparam(name) for name in _INSERT_COLUMNS}).compile(dialect=dialect)
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        expected = sorted(order) if order is not None else sorted(compiled.binds)
+        if getattr(dialect, "use_insertmanyvalues_wo_returning", False) or expected != sorted(_INSERT_COLUMNS):
+            # psycopg2 batches into multi-row VALUES itself; or unexpected compilation: SQLAlchemy's path
+            prepared = False
+        else:
+            processors = {name: audit_entries.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                          for name in _INSERT_COLUMNS}
+            prepared = (compiled.string, order, processors)
+        _PREPARED[dialect] = prepared
+    return prepared
+
+
 _MOVE_HEAD = (
     sa.update(audit_head)
     .where(audit_head.c.id == 1, audit_head.c.size == sa.bindparam("b_old"))
@@ -57,15 +81,32 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     now = dt.datetime.now(dt.UTC)
     size, blob = conn.execute(_LOCK_HEAD).one()
     frontier = merkle.unpack(blob)
+    prepared = _prepared_insert(conn.dialect)
     rows = []
+    last_at = stamp = stored_at = None
     for offset, entry in enumerate(entries):
         seq = size + offset
         at = entry.at or now
-        body = encode(entry, seq, at)
+        if at is not last_at:  # a batch mostly shares `now`: format and convert it once
+            last_at, stamp, stored_at = at, timestamp(at), at
+            if prepared and prepared[2]["at"] is not None:
+                stored_at = prepared[2]["at"](at)
+        body = encode_checked(entry, seq, stamp)
         merkle.frontier_append(frontier, seq, merkle.leaf_hash(body))
         rows.append({"seq": seq, "tenant_id": entry.tenant_id, "action": entry.action,
-                     "at": at, "body": body})
-    conn.execute(_INSERT, rows)
+                     "at": stored_at if prepared else at, "body": body})
+    if prepared:
+        sql, order, processors = prepared
+        for name in ("seq", "tenant_id", "action", "body"):
+            process = processors[name]
+            if process is not None:
+                for row in rows:
+                    row[name] = process(row[name])
+        params = [tuple(row[name] for name in order) for row in rows] if order else rows
+        # same connection, same transaction: one driver executemany of already-bound values
+        conn.exec_driver_sql(sql, params)
+    else:
+        conn.execute(_INSERT, rows)
     moved = conn.execute(
         _MOVE_HEAD, {"b_old": size, "b_size": size + len(rows), "b_frontier": merkle.pack(frontier)}
     )

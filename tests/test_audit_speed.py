@@ -1,0 +1,311 @@
+"""The fast audit write path decides and writes exactly what the reference one does.
+
+- check(): a one-regex fast path in front of the full checks; compared with a verbatim copy of
+  the checks as they were, on generated good and bad entries (same decision, same message).
+- leaf bytes: orjson (with a fallback) against the stdlib encoder used before and the `rfc8785`
+  package (RFC 8785), on generated entries and nested values (non-ASCII, controls, big ints).
+- the insert: one driver executemany of pre-bound values; rows compared with SQLAlchemy's own
+  insert on both backends (including how SQLite stores `at`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+from collections.abc import Mapping
+
+import orjson
+import pytest
+import rfc8785
+import sqlalchemy as sa
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from gateway.audit import append_many, jcs, log
+from gateway.audit.checkpoint import write_transaction
+from gateway.audit.entry import AuditEntry, EntryError, check, encode, encode_checked, record, timestamp
+from gateway.audit.tables import audit_entries
+
+# ------------------------------------------------------------ the reference check (as it was)
+
+_R_PSEUDONYM = re.compile(r"ps1-[0-9a-f]{32}")
+_R_ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
+_R_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]*")
+_R_REF_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+
+
+def _r_token(value, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not _R_TOKEN.fullmatch(value):
+        raise EntryError(f"entrée d'audit : {what} invalide")
+    return value
+
+
+def reference_check(entry) -> None:
+    if not isinstance(entry, AuditEntry):
+        raise EntryError("entrée d'audit : AuditEntry attendu")
+    _r_token(entry.tenant_id, "locataire", 64)
+    _r_token(entry.actor, "auteur", 100)
+    _r_token(entry.outcome, "résultat", 32)
+    if not isinstance(entry.action, str) or len(entry.action) > 64 or not _R_ACTION.fullmatch(entry.action):
+        raise EntryError("entrée d'audit : action invalide (verbe pointé, ex. consent.recorded)")
+    if entry.subject is not None and not (
+        isinstance(entry.subject, str) and _R_PSEUDONYM.fullmatch(entry.subject)
+    ):
+        raise EntryError("entrée d'audit : le sujet doit être un pseudonyme (gateway.audit.pseudonym)")
+    if entry.system is not None:
+        _r_token(entry.system, "système", 40)
+    if not isinstance(entry.refs, Mapping) or len(entry.refs) > 32:
+        raise EntryError("entrée d'audit : références invalides")
+    for key, value in entry.refs.items():
+        if not isinstance(key, str) or len(key) > 64 or not _R_REF_KEY.fullmatch(key):
+            raise EntryError("entrée d'audit : nom de référence invalide")
+        if not isinstance(value, str) or len(value) > 1024:
+            raise EntryError(f"entrée d'audit : la référence {key} doit être un texte court")
+
+
+def outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # noqa: BLE001 - the exact exception is what is compared
+        return (type(exc), str(exc))
+
+
+class Sub(str):
+    pass
+
+
+class LongStr(str):
+    def __len__(self):
+        return 10_000
+
+
+class SubEntry(AuditEntry):
+    pass
+
+
+# ------------------------------------------------------------ generated entries
+
+TOKEN_CHARS = "ABCxyz0189._:@/+-"
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=8)  # non-ASCII, controls, NUL; no surrogates
+
+
+def token(limit: int):
+    good = st.builds(lambda first, rest: first + rest, st.sampled_from("aZ9"),
+                     st.text(st.sampled_from(TOKEN_CHARS), max_size=limit + 1))
+    edge = st.sampled_from(["", "-a", ".a", "a b", "a\x00b", "é", "a\n", "x" * limit, "x" * (limit + 1),
+                            "x" * (limit - 1) + "é"])
+    odd = st.one_of(st.none(), st.integers(), st.builds(Sub, good), st.builds(LongStr, st.just("a")), ANY_TEXT)
+    return st.one_of(good, good, good, edge, odd)
+
+
+ACTION = st.one_of(
+    st.from_regex(r"[a-z][a-z_]{0,6}(\.[a-z][a-z_]{0,6}){1,3}", fullmatch=True),
+    st.sampled_from(["a." + "b" * 62, "a." + "b" * 61, "a." + "b" * 63, "consent", ".a", "a.", "a..b", "A.b",
+                     "a.b\x00", "a.b\n", "a.é"]),
+    st.builds(Sub, st.just("a.b")), st.integers(), ANY_TEXT,
+)
+SUBJECT = st.one_of(st.none(), st.none(), st.from_regex(r"ps1-[0-9a-f]{32}", fullmatch=True),
+                    st.sampled_from(["", "ps1-" + "0" * 31, "ps1-" + "A" * 32, "ps1-" + "0" * 32 + "\n"]),
+                    st.builds(Sub, st.just("ps1-" + "0" * 32)), st.integers(), ANY_TEXT)
+REF_KEY = st.one_of(st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,8}", fullmatch=True),
+                    st.sampled_from(["", "1a", "a" * 64, "a" * 65, "é", "a\x00b", "a b", "_a"]),
+                    st.builds(Sub, st.just("k")), ANY_TEXT)
+REF_VALUE = st.one_of(st.text(st.characters(codec="utf-8"), max_size=40), st.text(max_size=5).map(lambda s: s * 300),
+                      st.sampled_from(["x" * 1024, "x" * 1025, "\x00\x1f\x7f\u2028\ud7ff\ue000\U0010ffff"]),
+                      st.builds(Sub, st.just("v")), st.integers(), st.none())
+
+
+@st.composite
+def refs(draw):
+    base = draw(st.dictionaries(REF_KEY, REF_VALUE, max_size=6))
+    kind = draw(st.sampled_from(["dict"] * 6 + ["proxy", "many", "int-key", "not-mapping"]))
+    if kind == "proxy":
+        return types.MappingProxyType(base)
+    if kind == "many":
+        return {f"k{i}": "v" for i in range(draw(st.integers(30, 34)))}
+    if kind == "int-key":
+        return {**base, 1: "v"}
+    if kind == "not-mapping":
+        return list(base.items())
+    return base
+
+
+GOOD_TOKEN = {limit: st.builds(lambda first, rest: first + rest, st.sampled_from("aZ9"),
+                               st.text(st.sampled_from(TOKEN_CHARS), max_size=limit - 1)) for limit in (32, 40, 64, 100)}
+GOOD_REFS = st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}", fullmatch=True),
+                            st.text(st.characters(codec="utf-8"), max_size=1024), max_size=32)
+GOOD = {"cls": st.just(AuditEntry), "tenant_id": GOOD_TOKEN[64], "actor": GOOD_TOKEN[100],
+        "action": st.from_regex(r"[a-z][a-z_]{0,20}(\.[a-z][a-z_]{0,20}){1,2}", fullmatch=True).filter(
+            lambda a: len(a) <= 64) | st.just("a." + "b" * 62),
+        "outcome": GOOD_TOKEN[32], "subject": st.none() | st.from_regex(r"ps1-[0-9a-f]{32}", fullmatch=True),
+        "system": st.none() | GOOD_TOKEN[40], "refs": GOOD_REFS}
+WILD = {"cls": st.sampled_from([AuditEntry, SubEntry]), "tenant_id": token(64), "actor": token(100), "action": ACTION,
+        "outcome": token(32), "subject": SUBJECT, "system": st.one_of(st.none(), token(40)), "refs": refs()}
+FIELDS = list(GOOD)
+
+
+@st.composite
+def near_good_entries(draw):
+    """A valid entry with zero, one or two fields replaced by wild values (edges, odd types)."""
+    wild = set(draw(st.lists(st.sampled_from(FIELDS), max_size=2)))
+    values = {name: draw(WILD[name] if name in wild else GOOD[name]) for name in FIELDS}
+    cls = values.pop("cls")
+    return cls(**values)
+
+
+ENTRIES = st.one_of(
+    near_good_entries(), near_good_entries(),
+    st.builds(lambda cls, *fields: cls(*fields), WILD["cls"], *(WILD[name] for name in FIELDS[1:])),
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ENTRIES)
+@example(AuditEntry("t1", "worker", "a.b", "success", refs={"k": "v", "k\x00x": "v"}))
+@example(AuditEntry("t1\x00t2", "worker", "a.b", "success"))
+@example(AuditEntry("t" * 64, "a" * 100, "a." + "b" * 62, "o" * 32, system="s" * 40, refs={"k" * 64: "v" * 1024}))
+def test_check_decides_and_words_exactly_as_the_reference(entry):
+    assert outcome(check, entry) == outcome(reference_check, entry)
+
+
+BASE = dict(tenant_id="t1", actor="worker", action="exchange.sent", outcome="success",
+            subject="ps1-" + "0" * 32, system="dmp", refs={"exchange": "x1", "payload_sha256": "ab" * 32})
+EDGES = [
+    {}, {"subject": None, "system": None, "refs": {}},
+    {"tenant_id": "t" * 64}, {"tenant_id": "t" * 65}, {"actor": "a" * 100}, {"actor": "a" * 101},
+    {"outcome": "o" * 32}, {"outcome": "o" * 33}, {"system": "s" * 40}, {"system": "s" * 41},
+    {"action": "a." + "b" * 62}, {"action": "a." + "b" * 63}, {"action": "a.b."}, {"action": "ab"},
+    {"refs": {"k" * 64: "v"}}, {"refs": {"k" * 65: "v"}}, {"refs": {"k": "v" * 1024}}, {"refs": {"k": "v" * 1025}},
+    {"refs": {f"k{i}": "v" for i in range(32)}}, {"refs": {f"k{i}": "v" for i in range(33)}},
+    {"refs": {"k\x00x": "v"}}, {"refs": {"k": "v", "x\x00k": "v"}}, {"tenant_id": "t\x00t"}, {"actor": "a\x00b"},
+    {"refs": {"k": 1}}, {"refs": {1: "v"}}, {"refs": {Sub("k"): Sub("v")}}, {"refs": {"k": LongStr("v")}},
+    {"refs": types.MappingProxyType({"k": "v"})}, {"refs": [("k", "v")]}, {"refs": {"é": "v"}},
+    {"tenant_id": Sub("t1")}, {"tenant_id": LongStr("t1")}, {"tenant_id": ""}, {"tenant_id": "tè"},
+    {"subject": "ps1-" + "0" * 31}, {"subject": Sub("ps1-" + "0" * 32)}, {"subject": ""}, {"system": ""},
+    {"action": 1}, {"outcome": None}, {"tenant_id": "a\n"}, {"action": "a.b\n"},
+]
+
+
+@pytest.mark.parametrize("change", EDGES, ids=range(len(EDGES)))
+@pytest.mark.parametrize("cls", [AuditEntry, SubEntry])
+def test_check_at_every_limit_decides_as_the_reference(cls, change):
+    entry = cls(**{**BASE, **change})
+    assert outcome(check, entry) == outcome(reference_check, entry)
+
+
+def test_check_fast_path_is_exercised_and_the_comparison_can_fail():
+    good = AuditEntry("t1", "worker", "exchange.sent", "success", refs={"k": "v"})
+    assert outcome(check, good) == ("ok", None)
+    # a fast path one character too lenient is caught by the comparison above
+    too_long = AuditEntry("t" * 65, "worker", "exchange.sent", "success")
+    assert outcome(reference_check, too_long)[0] is EntryError
+    assert outcome(check, too_long) == outcome(reference_check, too_long)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ENTRIES, st.one_of(st.integers(0, 2**53 - 1), st.integers(-(2**70), 2**70)),
+       st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30))])))
+def test_leaf_bytes_are_unchanged_for_every_checked_entry(entry, seq, at):
+    if outcome(reference_check, entry)[0] != "ok":
+        return
+    before = outcome(lambda: jcs.canonical_ascii_keys(record(entry, seq, at)))  # the encoder as it was
+    stamp = outcome(timestamp, at)
+    if stamp[0] != "ok":  # out of range once in UTC: the same error as before
+        assert outcome(encode, entry, seq, at) == before == stamp
+        return
+    assert outcome(encode_checked, entry, seq, timestamp(at)) == before or before[0] == "ok" and len(before[1]) > 8192
+    assert outcome(encode, entry, seq, at) == outcome(encode_checked, entry, seq, timestamp(at))
+    if before[0] == "ok" and abs(seq) < 2**53:
+        assert before[1] == rfc8785.dumps(record(entry, seq, at))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ENTRIES, st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=3)))
+def test_encode_of_unchecked_entries_behaves_as_before(entry, seq):
+    at = dt.datetime(2026, 11, 26, 12, 0, 0, 1, tzinfo=dt.UTC)
+    before = outcome(lambda: jcs.canonical_ascii_keys(record(entry, seq, at)))
+    if before[0] == "ok" and len(before[1]) > 8192:
+        before = outcome(encode, entry, seq, at)[0], before[1]  # too long: EntryError as before
+        assert before[0] is EntryError
+        return
+    assert outcome(encode, entry, seq, at) == before
+
+
+ASCII_KEYS = st.text(st.characters(max_codepoint=127), max_size=6)
+SCALARS = st.one_of(st.text(st.characters(codec="utf-8")), st.integers(-(2**70), 2**70), st.booleans(), st.none(),
+                    st.builds(Sub, st.text(max_size=3)))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(ASCII_KEYS, inner, max_size=4)),
+                      max_leaves=20)
+
+
+def _in_range(value) -> bool:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    if isinstance(value, list):
+        return all(map(_in_range, value))
+    return all(map(_in_range, value.values()))
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(VALUES)
+@example({"b": "\x00\x08\x09\x0a\x0c\x0d\x1f\x7f\"\\/\u2028\u2029", "a": [1, -0, 2**63, -(2**63) - 1]})
+@example({"z": {"y": "é", "A": "\U0001f600"}, "": None})
+@example("\ud800")  # lone surrogate: the same error as before
+def test_fast_canonical_json_matches_the_stdlib_encoder_and_rfc8785(value):
+    before = outcome(jcs.canonical_ascii_keys, value)
+    assert outcome(jcs.canonical_checked, value) == before
+    if before[0] == "ok" and _in_range(value):
+        assert before[1] == rfc8785.dumps(value)
+
+
+def test_the_encoder_comparison_can_fail():
+    # what the fast path must not do: unsorted keys, or ASCII-escaped strings, differ from RFC 8785
+    value = {"b": "é", "a": 1}
+    assert orjson.dumps(value) != rfc8785.dumps(value)
+    assert jcs.canonical_checked(value) == rfc8785.dumps(value)
+    # floats are not on the fast path's menu: orjson and the stdlib write them differently
+    assert orjson.dumps(1e-7) != jcs._dumps(1e-7).encode()
+
+
+# ------------------------------------------------------------ the insert
+
+
+def _rows(store) -> list[tuple]:
+    """Rows as stored, with SQLite's storage class of `at` (text, same format as before)."""
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            return [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT seq, tenant_id, action, at, typeof(at), body, typeof(body) FROM audit_entries ORDER BY seq")]
+        return [(r.seq, r.tenant_id, r.action, r.at, type(r.at).__name__, r.body, type(r.body).__name__)
+                for r in conn.execute(sa.select(audit_entries).order_by(audit_entries.c.seq))]
+
+
+def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monkeypatch):
+    at = dt.datetime(2026, 11, 26, 23, 30, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    batch = [AuditEntry(f"t{i % 3}", "worker", "exchange.sent", "success", refs={"n": str(i)},
+                        at=(at if i % 2 else None)) for i in range(50)]
+    assert log._prepared_insert(store.engine.dialect)  # the fast path is the one tested
+    with write_transaction(store.engine) as conn:
+        assert append_many(conn, batch) == list(range(50))
+    fast = _rows(store)
+    monkeypatch.setattr(log, "_prepared_insert", lambda dialect: False)
+    with write_transaction(store.engine) as conn:
+        assert append_many(conn, batch) == list(range(50, 100))
+    slow = _rows(store)[50:]
+    assert len(fast) == 50 and len(slow) == 50
+    for a, b in zip(fast, slow):
+        assert a[0] + 50 == b[0]
+        assert a[1:3] == b[1:3]
+        if a[0] % 2:  # entries with the same explicit `at`: same stored value (and SQLite type)
+            assert a[3:5] == b[3:5]
+        assert [type(v) for v in a] == [type(v) for v in b]
+        assert bytes(a[5]).replace(b'"seq":%d' % a[0], b'"seq":%d' % b[0]) == bytes(b[5]) or not a[0] % 2
+    if store.engine.dialect.name == "sqlite":
+        assert fast[1][3] == "2026-11-27 04:30:00.123456" and fast[1][4] == "text" and fast[1][6] == "blob"
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(audit_entries.c.at).where(audit_entries.c.seq == 1)).scalar_one()
+    assert stored == at and stored.tzinfo is not None
