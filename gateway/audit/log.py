@@ -45,15 +45,18 @@ def _prepared_insert(dialect):
     prepared = _PREPARED.get(dialect)
     if prepared is None:
         compiled = _INSERT.values({name: sa.bindparam(name) for name in _INSERT_COLUMNS}).compile(dialect=dialect)
-        order = tuple(compiled.positiontup) if compiled.positional else None
-        expected = sorted(order) if order is not None else sorted(compiled.binds)
-        if getattr(dialect, "use_insertmanyvalues_wo_returning", False) or expected != sorted(_INSERT_COLUMNS):
-            # psycopg2 batches into multi-row VALUES itself; or unexpected compilation: SQLAlchemy's path
+        positional = compiled.positional
+        processors = {name: audit_entries.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                      for name in _INSERT_COLUMNS}
+        if (getattr(dialect, "use_insertmanyvalues_wo_returning", False)
+                or (tuple(compiled.positiontup) != _INSERT_COLUMNS if positional
+                    else set(compiled.binds) != set(_INSERT_COLUMNS))
+                or any(processors[name] is not None for name in ("seq", "tenant_id", "action"))):
+            # psycopg2 batches into multi-row VALUES itself; an unexpected compilation, or values
+            # that need converting (only `at` and `body` do today): SQLAlchemy's own path
             prepared = False
         else:
-            processors = {name: audit_entries.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                          for name in _INSERT_COLUMNS}
-            prepared = (compiled.string, order, processors)
+            prepared = (compiled.string, positional, processors["at"], processors["body"])
         _PREPARED[dialect] = prepared
     return prepared
 
@@ -82,6 +85,8 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     size, blob = conn.execute(_LOCK_HEAD).one()
     frontier = merkle.unpack(blob)
     prepared = _prepared_insert(conn.dialect)
+    positional = prepared and prepared[1]
+    bind_body = prepared and prepared[3]  # the DB-API Binary wrapper SQLAlchemy would apply
     rows = []
     last_at = stamp = stored_at = None
     for offset, entry in enumerate(entries):
@@ -89,22 +94,20 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
         at = entry.at or now
         if at is not last_at:  # a batch mostly shares `now`: format and convert it once
             last_at, stamp, stored_at = at, timestamp(at), at
-            if prepared and prepared[2]["at"] is not None:
-                stored_at = prepared[2]["at"](at)
+            if prepared and prepared[2] is not None:
+                stored_at = prepared[2](at)  # UTCDateTime's conversion, exactly as SQLAlchemy applies it
         body = encode_checked(entry, seq, stamp)
         merkle.frontier_append(frontier, seq, merkle.leaf_hash(body))
-        rows.append({"seq": seq, "tenant_id": entry.tenant_id, "action": entry.action,
-                     "at": stored_at if prepared else at, "body": body})
+        if bind_body:
+            body = bind_body(body)
+        if positional:  # the driver's qmark order, checked in _prepared_insert
+            rows.append((seq, entry.tenant_id, entry.action, stored_at, body))
+        else:
+            rows.append({"seq": seq, "tenant_id": entry.tenant_id, "action": entry.action,
+                         "at": stored_at, "body": body})
     if prepared:
-        sql, order, processors = prepared
-        for name in ("seq", "tenant_id", "action", "body"):
-            process = processors[name]
-            if process is not None:
-                for row in rows:
-                    row[name] = process(row[name])
-        params = [tuple(row[name] for name in order) for row in rows] if order else rows
         # same connection, same transaction: one driver executemany of already-bound values
-        conn.exec_driver_sql(sql, params)
+        conn.exec_driver_sql(prepared[0], rows)
     else:
         conn.execute(_INSERT, rows)
     moved = conn.execute(
