@@ -125,10 +125,14 @@ def _check(entry: AuditEntry) -> None:
 
 
 def record(entry: AuditEntry, seq: int, at: dt.datetime) -> dict:
+    return _record(entry, seq, timestamp(at))
+
+
+def _record(entry: AuditEntry, seq: int, stamp: str) -> dict:
     out = {
         "v": RECORD_VERSION,
         "seq": seq,
-        "at": timestamp(at),
+        "at": stamp,
         "tenant": entry.tenant_id,
         "actor": entry.actor,
         "action": entry.action,
@@ -168,18 +172,4 @@ def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
 def encode_checked(entry: AuditEntry, seq: int, stamp: str) -> bytes:
     """`encode` for an entry that passed check(), with its `timestamp()` already computed (a batch
     shares one): check() leaves only str values, so the orjson path is always the right one."""
-    out = {
-        "v": RECORD_VERSION,
-        "seq": seq,
-        "at": stamp,
-        "tenant": entry.tenant_id,
-        "actor": entry.actor,
-        "action": entry.action,
-        "outcome": entry.outcome,
-        "refs": dict(entry.refs),
-    }
-    if entry.subject is not None:
-        out["subject"] = entry.subject
-    if entry.system is not None:
-        out["system"] = entry.system
-    return _body(out, type(seq) is int)
+    return _body(_record(entry, seq, stamp), type(seq) is int)

@@ -21,11 +21,7 @@ COMMANDS = {
 
 
 def _modules(names):
-    seen = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return [importlib.import_module(f"gateway.cli.commands.{name}") for name in seen]
+    return [importlib.import_module(f"gateway.cli.commands.{name}") for name in dict.fromkeys(names)]
 
 
 def build_parser(argv: list[str] | None = None) -> french.Parser:

@@ -84,24 +84,28 @@ def run_sync(args) -> int:
     return 0 if exchange.status in (Status.queued, Status.sending, Status.sent) else INVALID
 
 
-def connectors_from_settings() -> dict:
+def worker_from_settings(store, config=None):
+    """A delivery worker over the configured connectors (RELAIS_CONNECTORS__<SYSTÈME>__…), with
+    the configured batch and lease; None when no connector is configured."""
     from connectors.registry import factory
+    from gateway.delivery.worker import Worker
 
-    return {system: factory(system)(config) for system, config in settings().connectors.items()}
+    config = config or settings()
+    connectors = {system: factory(system)(endpoint) for system, endpoint in config.connectors.items()}
+    if not connectors:
+        return None
+    return Worker(store, connectors, batch=config.worker_batch,
+                  lease=dt.timedelta(seconds=config.worker_lease_seconds))
 
 
 @handles_storage_errors
 def run_worker(args) -> int:
-    from gateway.delivery.worker import Worker
-
     store = open_store(args)
-    connectors = connectors_from_settings()
-    if not connectors:
+    worker = worker_from_settings(store)
+    if worker is None:
         err("aucun connecteur configuré (RELAIS_CONNECTORS__<SYSTÈME>__BASE_URL…)")
         return INVALID
-    config = settings()
-    worker = Worker(store, connectors, batch=config.worker_batch,
-                    lease=dt.timedelta(seconds=config.worker_lease_seconds))
+    connectors = worker.connectors
     if args.once:
         print(f"{worker.run_once()} échange(s) traité(s)")
         return 0

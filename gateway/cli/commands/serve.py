@@ -42,16 +42,11 @@ def run(args) -> int:
 def _embedded_worker(store, config):
     """One delivery worker in this process (RELAIS_WORKER_IN_PROCESS, default on) when connectors
     are configured; with `relais worker` processes elsewhere, set it off on API-only nodes."""
-    import datetime as dt
+    from gateway.cli.commands.delivery import worker_from_settings
 
-    from gateway.cli.commands.delivery import connectors_from_settings
-    from gateway.delivery.worker import Worker
-
-    connectors = connectors_from_settings() if config.worker_in_process else {}
-    if not connectors:
+    worker = worker_from_settings(store, config) if config.worker_in_process else None
+    if worker is None:
         return None
-    worker = Worker(store, connectors, batch=config.worker_batch,
-                    lease=dt.timedelta(seconds=config.worker_lease_seconds))
     worker.start()
-    print(f"travailleur d'envoi intégré : {', '.join(sorted(connectors))}")
+    print(f"travailleur d'envoi intégré : {', '.join(sorted(worker.connectors))}")
     return worker
