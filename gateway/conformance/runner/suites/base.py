@@ -5,6 +5,7 @@ and with their rule), or is skipped with its reason (never silently). Tests of o
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,15 @@ class SessionBase:
         if not condition:
             self.issue(rule, message, **kw)
         return condition
+
+    def tls_context(self, *, with_client_cert: bool = True) -> ssl.SSLContext:
+        """The server verified against `--ca-file` (IGC-Santé in production), TLS 1.2 minimum, and
+        the structure's certificate when one is given (sessions hold `self.endpoint`)."""
+        context = ssl.create_default_context(cafile=self.endpoint.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if with_client_cert and self.endpoint.client_cert:
+            context.load_cert_chain(self.endpoint.client_cert, self.endpoint.client_key)
+        return context
 
     def close(self) -> None:
         pass

@@ -118,14 +118,6 @@ class DmpSession(SessionBase):
         self.http.close()
 
     # --- configuration ------------------------------------------------------------------------
-    def tls_context(self, *, with_client_cert: bool = True) -> ssl.SSLContext:
-        """Server verified against `--ca-file`, TLS 1.2 minimum, the structure's certificate."""
-        context = ssl.create_default_context(cafile=self.endpoint.ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if with_client_cert and self.endpoint.client_cert:
-            context.load_cert_chain(self.endpoint.client_cert, self.endpoint.client_key)
-        return context
-
     def _patients(self) -> tuple[str, str, str | None]:
         from pydantic import ValidationError
 

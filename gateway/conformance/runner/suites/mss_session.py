@@ -76,14 +76,6 @@ class MssSession(SessionBase):
         self.keep = _yes(self.options.get("keep"))
 
     # --- TLS ------------------------------------------------------------------------------------
-    def tls_context(self, *, with_client_cert: bool = True) -> ssl.SSLContext:
-        """The server verified against `--ca-file` (IGC-Santé in production), TLS 1.2 minimum."""
-        context = ssl.create_default_context(cafile=self.endpoint.ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if with_client_cert and self.endpoint.client_cert:
-            context.load_cert_chain(self.endpoint.client_cert, self.endpoint.client_key)
-        return context
-
     def check_tls(self, sock, where: str) -> None:
         version = sock.version() if hasattr(sock, "version") else None
         self.check(version in ("TLSv1.2", "TLSv1.3"), "tls-version", f"{where} : {version}, TLS 1.2 ou 1.3 attendu")
