@@ -82,8 +82,11 @@ class ResourceStore:
     def search(self, rtype: str, predicate: Callable[[Stored], bool]) -> list[Stored]:
         return [s for s in self.all(rtype) if predicate(s)]
 
-    def _put(self, rtype: str, rid: str, resource: dict) -> Stored:
-        resource = copy.deepcopy(resource)
+    def _put(self, rtype: str, rid: str, resource: dict, *, owned: bool = False) -> Stored:
+        """`owned`: `resource` is a fresh copy no caller keeps (a transaction's `_rewrite`
+        output), stored as it is; otherwise it is copied first."""
+        if not owned:
+            resource = copy.deepcopy(resource)
         resource["id"] = rid
         previous = self._data.setdefault(rtype, {}).get(rid)
         version = previous.version + 1 if previous else 1
@@ -178,7 +181,7 @@ class ResourceStore:
             if match is not None:
                 out.append({"response": {"status": "200 OK", "location": f"{rtype}/{rid}/_history/{match.version}"}})
                 continue
-            stored = self._put(rtype, rid, _rewrite(resource, assigned))
+            stored = self._put(rtype, rid, _rewrite(resource, assigned), owned=True)
             status = "201 Created" if stored.version == 1 else "200 OK"
             out.append({"response": {"status": status, "location": f"{rtype}/{rid}/_history/{stored.version}",
                                      "etag": f'W/"{stored.version}"', "lastModified": stored.last_updated}})
@@ -193,6 +196,7 @@ def _bundle_key(bundle: dict) -> str | None:
 
 
 def _rewrite(node, assigned: dict[str, str]):
+    """A copy of `node` (every dict and list new) with the Bundle's references replaced."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
