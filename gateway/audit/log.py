@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -81,34 +81,22 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
         check(entry)
     if not entries:
         return []
-    now = dt.datetime.now(dt.UTC)
     size, blob = conn.execute(_LOCK_HEAD).one()
     frontier = merkle.unpack(blob)
     prepared = _prepared_insert(conn.dialect)
-    positional = prepared and prepared[1]
-    bind_body = prepared and prepared[3]  # the DB-API Binary wrapper SQLAlchemy would apply
-    rows = []
-    last_at = stamp = stored_at = None
-    for offset, entry in enumerate(entries):
-        seq = size + offset
-        at = entry.at or now
-        if at is not last_at:  # a batch mostly shares `now`: format and convert it once
-            last_at, stamp, stored_at = at, timestamp(at), at
-            if prepared and prepared[2] is not None:
-                stored_at = prepared[2](at)  # UTCDateTime's conversion, exactly as SQLAlchemy applies it
-        body = encode_checked(entry, seq, stamp)
-        merkle.frontier_append(frontier, seq, merkle.leaf_hash(body))
-        if bind_body:
-            body = bind_body(body)
-        if positional:  # the driver's qmark order, checked in _prepared_insert
-            rows.append((seq, entry.tenant_id, entry.action, stored_at, body))
-        else:
-            rows.append({"seq": seq, "tenant_id": entry.tenant_id, "action": entry.action,
-                         "at": stored_at, "body": body})
-    if prepared:
+    if prepared and conn.dialect.name == "postgresql" and len(entries) >= COPY_FROM:
+        # COPY … FROM STDIN (binary) on the same connection, in the same transaction, rows
+        # streamed as they are made: the server stores them while the next ones are hashed
+        copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+        rows = entries
+    elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
+        rows = list(leaf_rows(entries, size, frontier, prepared))
+        if not prepared[1]:
+            rows = [dict(zip(_INSERT_COLUMNS, row)) for row in rows]
         conn.exec_driver_sql(prepared[0], rows)
     else:
+        rows = [dict(zip(_INSERT_COLUMNS, row)) for row in leaf_rows(entries, size, frontier, False)]
         conn.execute(_INSERT, rows)
     moved = conn.execute(
         _MOVE_HEAD, {"b_old": size, "b_size": size + len(rows), "b_frontier": merkle.pack(frontier)}
@@ -116,6 +104,43 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     if moved.rowcount != 1:  # cannot happen under the lock: never write a forked head
         raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
     return list(range(size, size + len(rows)))
+
+
+COPY_FROM = 16  # PostgreSQL: batches of at least this many entries go through COPY
+COPY_SQL = "COPY audit_entries (" + ", ".join(_INSERT_COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
+COPY_TYPES = ("int8", "varchar", "varchar", "timestamptz", "bytea")  # audit_entries' columns on PostgreSQL
+
+
+def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
+              now: dt.datetime | None = None, wrap_body: bool = True) -> Iterator[tuple]:
+    """(seq, tenant_id, action, at, body) of checked entries from leaf index `size`, made one by
+    one with the frontier moved over each (in place). With `prepared` (see _prepared_insert),
+    `at` and `body` are bound as SQLAlchemy would bind them (`wrap_body=False`: body stays bytes)."""
+    now = now or dt.datetime.now(dt.UTC)
+    bind_at = prepared and prepared[2]
+    bind_body = wrap_body and prepared and prepared[3]  # the DB-API Binary wrapper SQLAlchemy would apply
+    last_at = stamp = stored_at = None
+    for offset, entry in enumerate(entries):
+        seq = size + offset
+        at = entry.at or now
+        if at is not last_at:  # a batch mostly shares `now`: format and convert it once
+            last_at, stamp, stored_at = at, timestamp(at), at
+            if bind_at:
+                stored_at = bind_at(at)  # UTCDateTime's conversion, exactly as SQLAlchemy applies it
+        body = encode_checked(entry, seq, stamp)
+        merkle.frontier_append(frontier, seq, merkle.leaf_hash(body))
+        if bind_body:
+            body = bind_body(body)
+        yield seq, entry.tenant_id, entry.action, stored_at, body
+
+
+def copy_rows(dbapi_connection, rows: Iterable[tuple]) -> None:
+    """COPY rows of `leaf_rows(..., wrap_body=False)` into audit_entries (psycopg 3, binary
+    format: psycopg's own dumpers, as for the INSERT's parameters), in the open transaction."""
+    with dbapi_connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+        copy.set_types(COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def head(conn: Connection) -> tuple[int, bytes]:

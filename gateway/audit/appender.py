@@ -1,0 +1,240 @@
+"""Durable standalone appends: concurrent callers' entries merged into one commit.
+
+    seq = append_durably(engine, entry)   # returns once the entry is committed (and fsync'd)
+
+For events tied to no other write (a page view, a refused request): an entry that records an
+action written in the same transaction must go through `log.append(conn, …)` in that
+transaction instead, so that both commit or neither does.
+
+Leader/follower group commit: a caller that finds no batch being written writes its own entry
+at once (no added latency when alone); callers arriving meanwhile queue, and the first of them
+then writes everything queued (at most `max_batch` entries) in one transaction with one commit,
+and hands over to the next. The transaction is the one `log.append_many` describes (BEGIN
+IMMEDIATE on SQLite, the head row locked FOR UPDATE on PostgreSQL, dense indexes, no fork), run
+on a connection of its own through the DB-API directly with SQLAlchemy's bound values (the
+rows are the ones `append_many` writes). An entry check() refuses is refused for its caller
+alone, before batching; an error while writing reaches every caller of that batch, and the
+batch is rolled back as a whole.
+
+Blocking: call it from threads (FastAPI runs plain `def` routes in a thread pool), never
+inside an open write transaction of the same database.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from gateway.audit import merkle
+from gateway.audit.entry import AuditEntry, check
+from gateway.audit.log import (
+    COPY_FROM,
+    AuditError,
+    _prepared_insert,
+    append_many,
+    copy_rows,
+    leaf_rows,
+)
+
+MAX_BATCH = 1000
+
+_COLUMNS = "seq, tenant_id, action, at, body"
+_LOCK = {"sqlite": "SELECT size, frontier FROM audit_head WHERE id = 1",  # BEGIN IMMEDIATE holds the lock
+         "postgresql": "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"}
+_INSERT = {"sqlite": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+           "postgresql": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"}
+_MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?",
+         "postgresql": "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s"}
+
+
+class _Waiter:
+    __slots__ = ("entry", "done", "seq", "error", "lead")
+
+    def __init__(self, entry: AuditEntry):
+        self.entry = entry
+        self.done = threading.Lock()
+        self.done.acquire()  # released by whoever writes the entry (or hands over the lead)
+        self.seq = -1
+        self.error: BaseException | None = None
+        self.lead = False
+
+
+class Appender:
+    """Group commit of standalone entries for one engine (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: list[_Waiter] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
+        self._io = threading.Lock()  # the connection: the leader's, or close()'s
+        self._connection = None  # SQLAlchemy's pool proxy, detached from the pool (ours alone)
+        self._write: Callable[[Sequence[AuditEntry]], int] | None = None
+        self.batches = 0  # transactions committed (for tests and benchmarks)
+        event.listen(engine, "engine_disposed", self._on_dispose)
+
+    # ------------------------------------------------------------------ callers
+
+    def append(self, entry: AuditEntry) -> int:
+        """Leaf index of `entry`, once committed with the others of its batch."""
+        check(entry)  # a bad entry is refused here, for its caller alone
+        me = _Waiter(entry)
+        with self._queue_lock:
+            self._queue.append(me)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            me.done.acquire()  # written by a leader, or handed the lead
+            lead = me.lead
+        if lead:
+            self._lead(me)
+        if me.error is not None:
+            raise me.error
+        return me.seq
+
+    def _lead(self, me: _Waiter) -> None:
+        with self._queue_lock:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+        try:
+            with self._io:
+                try:
+                    first = self._writer()([w.entry for w in batch])
+                except BaseException:
+                    self._discard()
+                    raise
+                self.batches += 1
+            for offset, waiter in enumerate(batch):
+                waiter.seq = first + offset
+        except BaseException as exc:  # every caller of the batch gets it; nothing was committed
+            for waiter in batch:
+                waiter.error = exc
+        with self._queue_lock:
+            if self._queue:  # the next caller in line writes the next batch
+                following = self._queue[0]
+                following.lead = True
+                following.done.release()
+            else:
+                self._leading = False
+        for waiter in batch:
+            if waiter is not me:
+                waiter.done.release()
+
+    # ------------------------------------------------------------------ connection
+
+    def close(self) -> None:
+        """Close the appender's connection (a later append opens another)."""
+        with self._io:
+            connection, self._connection, self._write = self._connection, None, None
+            if connection is not None:
+                connection.close()
+
+    def _on_dispose(self, _engine) -> None:
+        self.close()  # Store.close() disposes the engine: let the database go
+
+    def _writer(self) -> Callable[[Sequence[AuditEntry]], int]:
+        if self._write is None:
+            backend = self.engine.dialect.name
+            prepared = _prepared_insert(self.engine.dialect)
+            if backend not in _LOCK or not prepared or isinstance(self.engine.pool, StaticPool):
+                # in-memory SQLite (one shared connection) or an unknown setup: SQLAlchemy's path
+                self._write = self._write_with_engine
+            else:
+                connection = self.engine.raw_connection()  # with the engine's connect settings
+                connection.detach()  # ours alone; the pool opens another for others
+                self._connection = connection
+                dbapi = connection.dbapi_connection
+                write = _write_sqlite if backend == "sqlite" else _write_postgresql
+                self._write = lambda entries: write(dbapi, prepared, entries)
+        return self._write
+
+    def _write_with_engine(self, entries: Sequence[AuditEntry]) -> int:
+        from gateway.audit.checkpoint import write_transaction
+
+        with write_transaction(self.engine) as conn:
+            return append_many(conn, entries)[0]
+
+    def _discard(self) -> None:
+        """After a failed batch the connection may be unusable: the next batch opens another."""
+        connection, self._connection, self._write = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - already broken; the batch's own error is what matters
+                pass
+
+
+def _write_sqlite(dbapi, prepared, entries: Sequence[AuditEntry]) -> int:
+    cursor = dbapi.cursor()
+    cursor.execute("BEGIN IMMEDIATE")  # the database write lock, up to busy_timeout
+    try:
+        size, blob = cursor.execute(_LOCK["sqlite"]).fetchone()
+        frontier = merkle.unpack(blob)
+        cursor.executemany(_INSERT["sqlite"], leaf_rows(entries, size, frontier, prepared))
+        cursor.execute(_MOVE["sqlite"], (size + len(entries), merkle.pack(frontier), size))
+        if cursor.rowcount != 1:
+            raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
+        cursor.execute("COMMIT")
+    except BaseException:
+        _rollback(dbapi)
+        raise
+    finally:
+        cursor.close()
+    return size
+
+
+def _write_postgresql(dbapi, prepared, entries: Sequence[AuditEntry]) -> int:
+    try:
+        with dbapi.cursor() as cursor:
+            size, blob = cursor.execute(_LOCK["postgresql"]).fetchone()
+            frontier = merkle.unpack(blob)
+            if len(entries) >= COPY_FROM:
+                copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+            elif len(entries) == 1:
+                cursor.execute(_INSERT["postgresql"], next(leaf_rows(entries, size, frontier, prepared)))
+            else:
+                cursor.executemany(_INSERT["postgresql"], list(leaf_rows(entries, size, frontier, prepared)))
+            cursor.execute(_MOVE["postgresql"], (size + len(entries), merkle.pack(frontier), size))
+            if cursor.rowcount != 1:
+                raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
+        dbapi.commit()
+    except BaseException:
+        _rollback(dbapi)
+        raise
+    return size
+
+
+def _rollback(dbapi) -> None:
+    try:
+        dbapi.rollback()
+    except Exception:  # noqa: BLE001 - a broken connection: discarded by the caller; keep the first error
+        pass
+
+
+_APPENDERS: weakref.WeakKeyDictionary[Engine, Appender] = weakref.WeakKeyDictionary()
+_APPENDERS_LOCK = threading.Lock()
+
+
+def appender_for(engine: Engine) -> Appender:
+    """The process's appender for `engine` (created on first use)."""
+    appender = _APPENDERS.get(engine)
+    if appender is None:
+        with _APPENDERS_LOCK:
+            appender = _APPENDERS.get(engine)
+            if appender is None:
+                appender = _APPENDERS[engine] = Appender(engine)
+    return appender
+
+
+def append_durably(engine: Engine, entry: AuditEntry) -> int:
+    """Append a standalone entry in a transaction of its own, shared with concurrent callers'
+    entries (one commit for all); returns its leaf index once it is durably committed."""
+    return appender_for(engine).append(entry)
