@@ -2,10 +2,12 @@
 
     append(conn, AuditEntry(...)) -> leaf index      # in the caller's transaction
     append_many(conn, entries) -> [leaf indexes]     # group commit
+    append_durably(engine, entry) -> leaf index      # standalone event, own (shared) commit
     pseudonym(conn, tenant_id, person_local_id)      # keyed, per tenant; resolvable by the DPO
     erase_person_mapping(conn, tenant_id, person_local_id)
 
-Modules: entry (the leaf), log (appends), pseudonyms, merkle / note / jcs (pure, shared with
+Modules: entry (the leaf), log (appends), appender (standalone appends, commits merged
+across concurrent callers), pseudonyms, merkle / note / jcs (pure, shared with
 the verifier), tiles (stored hash tiles, proofs), keys (signing keys), checkpoint (signing),
 export, verify (offline, standalone), fhir (BALP AuditEvent).
 
@@ -24,6 +26,8 @@ _EXPORTS = {
     "append": "gateway.audit.log",
     "append_many": "gateway.audit.log",
     "AuditError": "gateway.audit.log",
+    "append_durably": "gateway.audit.appender",
+    "Appender": "gateway.audit.appender",
     "pseudonym": "gateway.audit.pseudonyms",
     "resolve_pseudonym": "gateway.audit.pseudonyms",
     "erase_person_mapping": "gateway.audit.pseudonyms",

@@ -22,6 +22,7 @@ inside an open write transaction of the same database.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from gateway.audit import merkle
-from gateway.audit.entry import AuditEntry, check
+from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode
 from gateway.audit.log import (
     COPY_FROM,
     AuditError,
@@ -50,6 +51,22 @@ _INSERT = {"sqlite": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (?, ?, ?, ?
            "postgresql": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"}
 _MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?",
          "postgresql": "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s"}
+
+
+_SEQ_DIGITS = len(str(2**63 - 1))  # the longest leaf index
+
+
+def _check_length(entry: AuditEntry) -> None:
+    """Refuse, before batching, an entry whose leaf could exceed MAX_ENTRY_BYTES at any index
+    (append_many finds out while writing, which would fail the whole batch). Entries far from
+    the limit are let through on a bound (a character takes at most 6 bytes in the leaf)."""
+    texts = (entry.tenant_id, entry.actor, entry.action, entry.outcome, entry.subject or "", entry.system or "")
+    length = sum(map(len, texts)) + sum(map(len, entry.refs)) + sum(map(len, entry.refs.values()))
+    if 200 + 6 * (length + len(entry.refs)) <= MAX_ENTRY_BYTES:
+        return
+    at = entry.at or dt.datetime.now(dt.UTC)
+    if len(encode(entry, 0, at)) + _SEQ_DIGITS - 1 > MAX_ENTRY_BYTES:
+        raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
 
 
 class _Waiter:
@@ -86,6 +103,7 @@ class Appender:
     def append(self, entry: AuditEntry) -> int:
         """Leaf index of `entry`, once committed with the others of its batch."""
         check(entry)  # a bad entry is refused here, for its caller alone
+        _check_length(entry)
         me = _Waiter(entry)
         with self._queue_lock:
             self._queue.append(me)

@@ -1,0 +1,292 @@
+"""Standalone appends through the Appender: durable on return, concurrent callers merged into one
+commit without losing the log's guarantees (dense indexes, one tree), a failed batch reaches all
+its callers and leaves nothing, a bad entry is refused for its caller alone. Both backends."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.audit import AuditEntry, EntryError, append_durably
+from gateway.audit.appender import Appender, appender_for
+from gateway.audit.checkpoint import sign_checkpoint
+from gateway.audit.export import export
+from gateway.audit.log import head
+from gateway.audit.tables import audit_entries
+from gateway.audit.verify import verify_export
+from gateway.settings import settings
+from gateway.storage import Store
+
+
+def entry(i: int = 0, tenant_id: str = "t1", **extra) -> AuditEntry:
+    extra.setdefault("refs", {"page": f"p{i}"})
+    return AuditEntry(tenant_id=tenant_id, actor="dpo:camille", action="console.viewed", outcome="success", **extra)
+
+
+def stored(store: Store) -> list[dict]:
+    """Leaves as a fresh engine (not the appender's connection, not the store's pool) sees them."""
+    other = sa.create_engine(store.engine.url)
+    try:
+        with other.connect() as conn:
+            return [json.loads(bytes(b)) for b in
+                    conn.execute(sa.select(audit_entries.c.body).order_by(audit_entries.c.seq)).scalars()]
+    finally:
+        other.dispose()
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+class HeldLeader:
+    """Blocks the first batch's writer until `release()`, so that callers arriving meanwhile queue
+    up deterministically behind it (no reliance on timing for the merge)."""
+
+    def __init__(self, appender: Appender):
+        self.appender = appender
+        self.go = threading.Event()
+        self.entered = threading.Event()
+        self.sizes: list[int] = []
+        original = appender._writer
+
+        def writer():
+            write = original()
+
+            def held(entries):
+                self.sizes.append(len(entries))
+                if len(self.sizes) == 1:
+                    self.entered.set()
+                    assert self.go.wait(10)
+                return write(entries)
+
+            return held
+
+        appender._writer = writer
+
+    def queued(self) -> int:
+        with self.appender._queue_lock:
+            return len(self.appender._queue)
+
+
+def in_threads(target, count: int) -> tuple[list, list]:
+    results, errors = [None] * count, [None] * count
+
+    def run(n: int) -> None:
+        try:
+            results[n] = target(n)
+        except BaseException as exc:  # noqa: BLE001 - compared by the test
+            errors[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    return threads, results, errors
+
+
+# ------------------------------------------------------------------ durability
+
+
+def test_an_entry_is_committed_when_append_returns(store):
+    assert append_durably(store.engine, entry(0)) == 0
+    assert append_durably(store.engine, entry(1)) == 1
+    leaves = stored(store)
+    assert [(leaf["seq"], leaf["refs"]) for leaf in leaves] == [(0, {"page": "p0"}), (1, {"page": "p1"})]
+    with store.engine.connect() as conn:
+        size, root = head(conn)
+    assert size == 2
+
+
+def test_one_appender_per_engine(store):
+    assert appender_for(store.engine) is appender_for(store.engine)
+
+
+def test_a_lone_caller_writes_at_once_one_commit_per_entry(store):
+    appender = Appender(store.engine)
+    for i in range(5):
+        assert appender.append(entry(i)) == i
+    assert appender.batches == 5
+    appender.close()
+
+
+def test_closing_the_store_releases_the_appenders_connection(store):
+    appender = appender_for(store.engine)
+    appender.append(entry())
+    assert appender._connection is not None or store.engine.dialect.name not in ("sqlite", "postgresql")
+    store.engine.dispose()  # what Store.close() does: the database can then be dropped
+    assert appender._connection is None
+    assert appender.append(entry(1)) == 1  # and it reconnects if used again
+
+
+def test_in_memory_sqlite_goes_through_the_engine():
+    store = Store("sqlite://")
+    store.migrate()
+    try:
+        assert [append_durably(store.engine, entry(i)) for i in range(3)] == [0, 1, 2]
+        with store.engine.connect() as conn:
+            assert head(conn)[0] == 3
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def test_callers_arriving_during_a_commit_share_the_next_one(store):
+    appender = Appender(store.engine)
+    held = HeldLeader(appender)
+    threads, results, errors = in_threads(lambda n: appender.append(entry(n)), 1)
+    assert held.entered.wait(10)
+    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(100 + n)), 6)
+    wait_until(lambda: held.queued() == 6)
+    held.go.set()
+    for t in threads + more:
+        t.join(10)
+    assert errors == [None] and more_errors == [None] * 6
+    assert held.sizes == [1, 6]  # the six waiting callers: one transaction, one commit
+    assert results == [0] and sorted(more_results) == list(range(1, 7))
+    assert [leaf["seq"] for leaf in stored(store)] == list(range(7))
+    appender.close()
+
+
+def test_a_batch_never_exceeds_the_bound(store):
+    appender = Appender(store.engine, max_batch=4)
+    held = HeldLeader(appender)
+    threads, _, errors = in_threads(lambda n: appender.append(entry(n)), 1)
+    assert held.entered.wait(10)
+    more, _, more_errors = in_threads(lambda n: appender.append(entry(n)), 10)
+    wait_until(lambda: held.queued() == 10)
+    held.go.set()
+    for t in threads + more:
+        t.join(10)
+    assert not any(errors + more_errors)
+    assert held.sizes == [1, 4, 4, 2]
+    appender.close()
+
+
+def test_concurrent_callers_build_one_linear_verifiable_tree(store, tmp_path):
+    appender = Appender(store.engine)
+    threads, results, errors = in_threads(lambda n: [appender.append(entry(n * 100 + i)) for i in range(25)], 8)
+    for t in threads:
+        t.join(30)
+    assert errors == [None] * 8
+    indexes = sorted(i for r in results for i in r)
+    assert indexes == list(range(200))  # dense, no duplicates
+    leaves = stored(store)
+    assert [leaf["seq"] for leaf in leaves] == list(range(200))
+    by_index = {i: n * 100 + k for n, r in enumerate(results) for k, i in enumerate(r)}
+    assert all(leaves[i]["refs"]["page"] == f"p{by_index[i]}" for i in range(200))  # each caller its own
+    assert sorted(leaf["refs"]["page"] for leaf in leaves) == sorted(f"p{n * 100 + i}" for n in range(8)
+                                                                      for i in range(25))
+    # the log's own verification: signed checkpoint (self-checked), export, offline verifier
+    config = settings().model_copy(update={"audit_key_dir": tmp_path / "keys", "audit_origin": "relais.test/audit"})
+    assert sign_checkpoint(store.engine, config).size == 201
+    export(store.engine, tmp_path / "export", config, sign=False)
+    report = verify_export(tmp_path / "export")
+    assert report.ok, [f.message for f in report.findings[:5]]
+    appender.close()
+
+
+# ------------------------------------------------------------------ failures
+
+
+def _refuse_inserts(store: Store) -> None:
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
+                                 "FOR EACH ROW EXECUTE FUNCTION relais_audit_append_only()")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
+                                 "BEGIN SELECT RAISE(ABORT, 'journal d''audit : ajout refusé'); END")
+
+
+def _accept_inserts(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER test_refuse" + (" ON audit_entries" if store.engine.dialect.name
+                                                           == "postgresql" else ""))
+
+
+def test_a_refused_batch_fails_every_caller_and_writes_nothing(store):
+    appender = Appender(store.engine)
+    assert appender.append(entry(0)) == 0
+    _refuse_inserts(store)
+    held = HeldLeader(appender)
+    threads, _, errors = in_threads(lambda n: appender.append(entry(1)), 1)
+    assert held.entered.wait(10)
+    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(2 + n)), 4)
+    wait_until(lambda: held.queued() == 4)
+    held.go.set()
+    for t in threads + more:
+        t.join(10)
+    # the first batch is refused, then the four callers queued behind it (one batch, refused too)
+    assert held.sizes == [1, 4]
+    assert all(isinstance(e, Exception) and "audit" in str(e) for e in errors + more_errors), errors + more_errors
+    assert more_results == [None] * 4
+    assert [leaf["seq"] for leaf in stored(store)] == [0]
+    with store.engine.connect() as conn:
+        assert head(conn)[0] == 1  # the head did not move either
+    _accept_inserts(store)
+    assert appender.append(entry(9)) == 1  # no hole, and the appender works again
+    appender.close()
+
+
+def test_a_bad_entry_is_refused_for_its_caller_alone(store):
+    appender = Appender(store.engine)
+    held = HeldLeader(appender)
+    threads, results, errors = in_threads(lambda n: appender.append(entry(0)), 1)
+    assert held.entered.wait(10)
+    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(1 + n)), 3)
+    wait_until(lambda: held.queued() == 3)
+    with pytest.raises(EntryError, match="pseudonyme"):  # refused at once, not queued
+        appender.append(entry(9, subject="TESTNOM Camille"))
+    with pytest.raises(EntryError, match="trop longue"):  # passes check() but cannot fit in a leaf
+        appender.append(entry(9, refs={f"k{i}": "v" * 1000 for i in range(9)}))
+    assert held.queued() == 3
+    held.go.set()
+    for t in threads + more:
+        t.join(10)
+    assert errors == [None] and more_errors == [None] * 3
+    assert [leaf["seq"] for leaf in stored(store)] == [0, 1, 2, 3]
+    appender.close()
+
+
+def test_an_entry_close_to_the_length_limit_is_accepted_when_it_fits_at_any_index(store):
+    appender = Appender(store.engine)
+    fits = entry(0, refs={f"k{i}": "v" * 1000 for i in range(7)})
+    assert appender.append(fits) == 0
+    appender.close()
+
+
+def test_a_failed_batch_does_not_stop_the_callers_queued_behind_it(store):
+    appender = Appender(store.engine)
+    failures = iter([True])
+    original = appender._writer
+
+    def writer():
+        write = original()
+
+        def failing_once(entries):
+            if next(failures, False):
+                raise ConnectionError("connexion perdue")
+            return write(entries)
+
+        return failing_once
+
+    appender._writer = writer
+    held = HeldLeader(appender)
+    threads, _, errors = in_threads(lambda n: appender.append(entry(0)), 1)
+    assert held.entered.wait(10)
+    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(1 + n)), 3)
+    wait_until(lambda: held.queued() == 3)
+    held.go.set()
+    for t in threads + more:
+        t.join(10)
+    assert isinstance(errors[0], ConnectionError)
+    assert more_errors == [None] * 3 and sorted(more_results) == [0, 1, 2]
+    appender.close()
