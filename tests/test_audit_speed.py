@@ -4,8 +4,9 @@
   the checks as they were, on generated good and bad entries (same decision, same message).
 - leaf bytes: orjson (with a fallback) against the stdlib encoder used before and the `rfc8785`
   package (RFC 8785), on generated entries and nested values (non-ASCII, controls, big ints).
-- the insert: one driver executemany of pre-bound values; rows compared with SQLAlchemy's own
-  insert on both backends (including how SQLite stores `at`).
+- the insert: one driver executemany of pre-bound values, or (PostgreSQL, larger batches) a
+  binary COPY; and the Appender's own DB-API writes: rows compared with SQLAlchemy's own insert
+  on both backends (including how SQLite stores `at`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.audit import append_many, jcs, log
+from gateway.audit.appender import Appender
 from gateway.audit.checkpoint import write_transaction
 from gateway.audit.entry import AuditEntry, EntryError, check, encode, encode_checked, record, timestamp
 from gateway.audit.tables import audit_entries
@@ -289,28 +291,69 @@ def _rows(store) -> list[tuple]:
                 for r in conn.execute(sa.select(audit_entries).order_by(audit_entries.c.seq))]
 
 
-def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monkeypatch):
-    at = dt.datetime(2026, 11, 26, 23, 30, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    batch = [AuditEntry(f"t{i % 3}", "worker", "exchange.sent", "success", refs={"n": str(i)},
-                        at=(at if i % 2 else None)) for i in range(50)]
-    assert log._prepared_insert(store.engine.dialect)  # the fast path is the one tested
-    with write_transaction(store.engine) as conn:
-        assert append_many(conn, batch) == list(range(50))
-    fast = _rows(store)
+AT = dt.datetime(2026, 11, 26, 23, 30, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+
+
+def _batch(n: int) -> list[AuditEntry]:
+    return [AuditEntry(f"t{i % 3}", "worker", "exchange.sent", "success", refs={"n": str(i)},
+                       at=(AT if i % 2 else None)) for i in range(n)]
+
+
+def _assert_as_sqlalchemy_stores(store, monkeypatch, fast: list[tuple], n: int) -> None:
+    """`fast`: the n rows written first; append the same batch through SQLAlchemy's own insert and
+    compare (same values and types; `at` and the leaf bytes where the entry has an explicit `at`)."""
     monkeypatch.setattr(log, "_prepared_insert", lambda dialect: False)
     with write_transaction(store.engine) as conn:
-        assert append_many(conn, batch) == list(range(50, 100))
-    slow = _rows(store)[50:]
-    assert len(fast) == 50 and len(slow) == 50
+        assert append_many(conn, _batch(n)) == list(range(n, 2 * n))
+    slow = _rows(store)[n:]
+    assert len(fast) == n and len(slow) == n
     for a, b in zip(fast, slow):
-        assert a[0] + 50 == b[0]
+        assert a[0] + n == b[0]
         assert a[1:3] == b[1:3]
         if a[0] % 2:  # entries with the same explicit `at`: same stored value (and SQLite type)
             assert a[3:5] == b[3:5]
         assert [type(v) for v in a] == [type(v) for v in b]
         assert bytes(a[5]).replace(b'"seq":%d' % a[0], b'"seq":%d' % b[0]) == bytes(b[5]) or not a[0] % 2
-    if store.engine.dialect.name == "sqlite":
+    if store.engine.dialect.name == "sqlite" and n > 1:
         assert fast[1][3] == "2026-11-27 04:30:00.123456" and fast[1][4] == "text" and fast[1][6] == "blob"
-    with store.engine.connect() as conn:
-        stored = conn.execute(sa.select(audit_entries.c.at).where(audit_entries.c.seq == 1)).scalar_one()
-    assert stored == at and stored.tzinfo is not None
+    if n > 1:
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.select(audit_entries.c.at).where(audit_entries.c.seq == 1)).scalar_one()
+        assert stored == AT and stored.tzinfo is not None
+
+
+@pytest.mark.parametrize("n", [5, 50], ids=["executemany", "copy-on-postgres"])
+def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
+    assert log._prepared_insert(store.engine.dialect)  # the fast path is the one tested
+    copies = []
+    monkeypatch.setattr(log, "copy_rows", lambda dbapi, rows: (copies.append(1), real_copy(dbapi, rows)))
+    with write_transaction(store.engine) as conn:
+        assert append_many(conn, _batch(n)) == list(range(n))
+    # PostgreSQL batches of COPY_FROM entries or more go through COPY (binary), others executemany
+    assert len(copies) == (store.engine.dialect.name == "postgresql" and n >= log.COPY_FROM)
+    _assert_as_sqlalchemy_stores(store, monkeypatch, _rows(store), n)
+
+
+real_copy = log.copy_rows
+
+
+@pytest.mark.parametrize("n", [1, 5, 50])
+def test_the_appender_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
+    appender = Appender(store.engine, max_batch=n)
+    write = appender._writer()
+    assert appender._connection is not None  # its own connection and the DB-API, not SQLAlchemy's path
+    with appender._io:
+        assert write(_batch(n)) == 0
+    appender.close()
+    _assert_as_sqlalchemy_stores(store, monkeypatch, _rows(store), n)
+
+
+def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(store):
+    batch = _batch(40) + [AuditEntry("t1", "worker", "exchange.sent", "success",
+                                     refs={f"k{i}": "v" * 1000 for i in range(9)})]
+    with pytest.raises(EntryError, match="trop longue"):  # found while COPY streams, on PostgreSQL
+        with write_transaction(store.engine) as conn:
+            append_many(conn, batch)
+    with write_transaction(store.engine) as conn:
+        assert append_many(conn, _batch(3)) == [0, 1, 2]
+    assert [r[0] for r in _rows(store)] == [0, 1, 2]
