@@ -1,13 +1,20 @@
 """Audit trail benchmark: durable appends, signed checkpoints, offline verification, proof sizes.
 
     .venv/bin/python bench/bench_audit.py [--single 2000] [--group 100000] [--batch 1000]
+                                           [--callers 1,4,16,64] [--per-round 4000] [--rounds 3]
                                            [--verify-n 1000000] [--backends sqlite,postgres]
 
 Measured in the same run:
 - baseline: RFC 8785 encoding + leaf hash of the same entries (no storage): the CPU floor;
+- the disk's floor: raw write + fsync of 512 B per second in the same directory;
 - durable appends one at a time: one transaction and one fsync'd commit per entry (SQLite WAL,
-  synchronous=FULL; PostgreSQL fsync and synchronous_commit on), with p50/p99 latency;
-- group commit: `append_many` of --batch entries per transaction;
+  synchronous=FULL; PostgreSQL fsync and synchronous_commit on), with p50/p99 latency: the
+  sequential caller through SQLAlchemy (`write_transaction` + `append`), then the Appender
+  (`append_durably`) with 1, 4, 16, 64 concurrent callers (threads), each appending one entry
+  at a time and waiting until it is durable: entries/s, p50/p99 latency per append, mean batch;
+  --rounds rounds, the measures interleaved (median and range reported);
+- group commit: `append_many` of --batch entries per transaction (PostgreSQL: COPY, and the
+  previous executemany path interleaved with it);
 - time to a signed checkpoint: the background Checkpointer (1 s / 256 entries) running, time
   from a commit to the first signed checkpoint covering it; and the cost of one signature;
 - offline verification of an export of --verify-n entries (written through append_many,
@@ -24,9 +31,11 @@ import json
 import platform
 import random
 import sqlite3
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gateway.audit import AuditEntry, append, append_many, merkle, note  # noqa: E402
+from gateway.audit import AuditEntry, append, append_many, log, merkle, note  # noqa: E402
+from gateway.audit.appender import Appender  # noqa: E402
 from gateway.audit.checkpoint import Checkpointer, cosign, sign_checkpoint, write_transaction  # noqa: E402
 from gateway.audit.entry import encode  # noqa: E402
 from gateway.audit.export import export  # noqa: E402
@@ -82,6 +92,76 @@ def one_at_a_time(store: Store, n: int) -> dict:
             "p99_ms": round(pct(latencies, 0.99) * 1000, 3), "n": n}
 
 
+def fsync_floor(directory: Path, seconds: float = 0.5) -> int:
+    """write + fsync of 512 B per second in `directory`: what a durable commit cannot beat."""
+    path = directory / "fsync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            os.pwrite(fd, b"x" * 512, 0)
+            os.fsync(fd)
+            count += 1
+        return round(count / (time.perf_counter() - start))
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def with_appender(store: Store, callers: int, n: int) -> dict:
+    """`callers` threads, each appending one entry at a time through the Appender (n in all)."""
+    appender = Appender(store.engine)
+    appender.append(entry(0))  # its connection opened
+    per_caller = max(1, n // callers)
+    latencies: list[list[float]] = [[] for _ in range(callers)]
+    ready = threading.Barrier(callers + 1)
+
+    def caller(k: int) -> None:
+        mine = latencies[k]
+        ready.wait()
+        for i in range(per_caller):
+            t0 = time.perf_counter()
+            appender.append(entry(k * per_caller + i))
+            mine.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(callers)]
+    for t in threads:
+        t.start()
+    batches = appender.batches
+    ready.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    batches = appender.batches - batches
+    appender.close()
+    every = [x for mine in latencies for x in mine]
+    return {"callers": callers, "entries_per_s": round(len(every) / seconds), "p50_ms": round(pct(every, 0.5) * 1000, 3),
+            "p99_ms": round(pct(every, 0.99) * 1000, 3), "mean_batch": round(len(every) / batches, 1), "n": len(every)}
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round with the median throughput, and the range over all rounds."""
+    ordered = sorted(rounds, key=lambda r: r["entries_per_s"])
+    out = dict(ordered[len(ordered) // 2])
+    out["entries_per_s_range"] = [ordered[0]["entries_per_s"], ordered[-1]["entries_per_s"]]
+    if "p99_ms" in out:
+        out["p99_ms_range"] = [min(r["p99_ms"] for r in rounds), max(r["p99_ms"] for r in rounds)]
+    out["rounds"] = len(rounds)
+    return out
+
+
+def durable_one_at_a_time(store: Store, directory: Path, args) -> dict:
+    """The sequential SQLAlchemy path and the Appender at each number of callers, interleaved."""
+    measured: dict[str, list[dict]] = {"fsync_floor": [], "sequential": []}
+    for _ in range(args.rounds):
+        measured["fsync_floor"].append({"entries_per_s": fsync_floor(directory)})
+        measured["sequential"].append(one_at_a_time(store, args.single))
+        for callers in args.callers:
+            measured.setdefault(f"appender_{callers}", []).append(with_appender(store, callers, args.per_round))
+    return {name: median_round(rounds) for name, rounds in measured.items()}
+
+
 def group_commit(store: Store, n: int, batch: int) -> dict:
     latencies = []
     start = time.perf_counter()
@@ -93,6 +173,21 @@ def group_commit(store: Store, n: int, batch: int) -> dict:
     seconds = time.perf_counter() - start
     return {"entries_per_s": round(n / seconds), "batch": batch, "p99_batch_ms": round(pct(latencies, 0.99) * 1000, 2),
             "n": n}
+
+
+def group_commits(store: Store, args) -> dict:
+    """append_many; on PostgreSQL also the executemany path (no COPY), interleaved per round."""
+    measured: dict[str, list[dict]] = {"group_commit": []}
+    for _ in range(args.rounds):
+        measured["group_commit"].append(group_commit(store, args.group // args.rounds, args.batch))
+        if store.engine.dialect.name == "postgresql":
+            copy_from, log.COPY_FROM = log.COPY_FROM, 10**9
+            try:
+                measured.setdefault("group_commit_executemany", []).append(
+                    group_commit(store, args.group // args.rounds, args.batch))
+            finally:
+                log.COPY_FROM = copy_from
+    return {name: median_round(rounds) for name, rounds in measured.items()}
 
 
 def time_to_checkpoint(store: Store, config, samples: int) -> dict:
@@ -164,14 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=2000, help="one-at-a-time appends")
     parser.add_argument("--group", type=int, default=100000, help="entries appended with group commit")
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--callers", default="1,4,16,64", help="concurrent callers of the Appender")
+    parser.add_argument("--per-round", type=int, default=4000, help="entries per Appender measure")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the durable measures")
     parser.add_argument("--verify-n", type=int, default=1_000_000)
     parser.add_argument("--checkpoint-samples", type=int, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.callers = [int(c) for c in args.callers.split(",") if c.strip()]
     results: dict = {"python": platform.python_version(), "machine": platform.machine(),
-                     "sqlite_version": sqlite3.sqlite_version,
+                     "sqlite_version": sqlite3.sqlite_version, "load_average_at_start": list(os.getloadavg()),
                      "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     results["baseline_encode_and_hash_per_s"] = round(baseline(20000))
     print(f"baseline (RFC 8785 + leaf hash, no storage): {results['baseline_encode_and_hash_per_s']:,} entries/s")
@@ -196,13 +295,21 @@ def main(argv: list[str] | None = None) -> int:
                 store.migrate()
                 with write_transaction(store.engine) as conn:  # warm-up
                     append_many(conn, [entry(i) for i in range(200)])
-                single = one_at_a_time(store, args.single)
-                group = group_commit(store, args.group, args.batch)
+                durable = durable_one_at_a_time(store, tmp, args)
+                groups = group_commits(store, args)
                 checkpoint = time_to_checkpoint(store, config, args.checkpoint_samples)
-                results[name] = {"one_at_a_time": single, "group_commit": group, "time_to_checkpoint": checkpoint}
-                print(f"{name}: one at a time {single['entries_per_s']:,}/s (p50 {single['p50_ms']} ms, "
-                      f"p99 {single['p99_ms']} ms); group commit ×{args.batch} {group['entries_per_s']:,}/s; "
-                      f"signed checkpoint after p50 {checkpoint['p50_s']} s, max {checkpoint['max_s']} s; "
+                results[name] = {"one_at_a_time": durable, **groups, "time_to_checkpoint": checkpoint}
+                print(f"{name}: disk floor (write + fsync) {durable['fsync_floor']['entries_per_s']:,}/s")
+                for measure, r in durable.items():
+                    if measure != "fsync_floor":
+                        low, high = r["entries_per_s_range"]
+                        print(f"  one at a time, {measure}: {r['entries_per_s']:,}/s ({low:,}–{high:,}), "
+                              f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+                              + (f", mean batch {r['mean_batch']}" if "mean_batch" in r else ""))
+                for measure, r in groups.items():
+                    low, high = r["entries_per_s_range"]
+                    print(f"  {measure} ×{args.batch}: {r['entries_per_s']:,}/s ({low:,}–{high:,})")
+                print(f"  signed checkpoint after p50 {checkpoint['p50_s']} s, max {checkpoint['max_s']} s; "
                       f"signing 256 entries {checkpoint['sign_256_entries_ms']} ms")
                 store.close()
         finally:
@@ -216,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{v['inclusion_proof']['bytes']} B, consistency ≤ {v['consistency_proof_max_sampled']['bytes']} B; "
                   f"checkpoint {v['checkpoint_bytes']} B, with cosignature {v['checkpoint_with_cosignature_bytes']} B")
 
+    results["load_average_at_end"] = list(os.getloadavg())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
