@@ -64,6 +64,18 @@ def find_live(conn: Connection, tenant_id: str, system: str, base: str) -> str |
     ).scalar()
 
 
+def lookup(conn: Connection, tenant_id: str, system: str, base: str) -> tuple[str | None, str]:
+    """`find_live` and `free_key` in one query: (the live exchange carrying this request or
+    None, the key a new attempt would take)."""
+    rows = conn.execute(
+        sa.select(X.id, X.status).where(X.tenant_id == tenant_id, X.system == system, _same_base(base))
+        .order_by(X.seq.desc())
+    ).all()
+    live = {s.value for s in LIVE}
+    existing = next((exchange_id for exchange_id, status in rows if status in live), None)
+    return existing, base if not rows else f"{base}-{len(rows) + 1}"
+
+
 def free_key(conn: Connection, tenant_id: str, system: str, base: str) -> str:
     """`base` for the first attempt; `base-2`, `base-3`… after attempts that ended undelivered."""
     used = conn.execute(
@@ -72,7 +84,13 @@ def free_key(conn: Connection, tenant_id: str, system: str, base: str) -> str:
     return base if used == 0 else f"{base}-{used + 1}"
 
 
-def insert(
+def insert(conn: Connection, **fields) -> tuple[str, int]:
+    """Insert one exchange (`fields` as `insert_exchange`); returns (id, seq)."""
+    exchange = insert_exchange(conn, **fields)
+    return exchange.id, exchange.seq
+
+
+def insert_exchange(
     conn: Connection,
     *,
     tenant_id: str,
@@ -89,38 +107,49 @@ def insert(
     problems: list[dict] | None = None,
     replay_of: str | None = None,
     detail: str | None = None,
-) -> tuple[str, int]:
-    exchange_id = uuid.uuid4().hex
-    seq = conn.execute(
-        sa.insert(exchanges).values(
-            id=exchange_id,
-            tenant_id=tenant_id,
-            person_local_id=request.person_local_id,
-            system=request.system,
-            payload_kind=request.payload_kind,
-            purpose=request.purpose,
-            data_categories=" ".join(sorted(request.data_categories)) or None,
-            labels=" ".join(sorted(request.labels)) or None,
-            recipient=json.dumps(request.recipient.as_dict(), ensure_ascii=False),
-            plan_version=plan_version,
-            status=status.value,
-            decision_id=decision_id,
-            decision_reasons=json.dumps(decision_reasons or [], ensure_ascii=False),
-            idempotency_key=key,
-            payload=payload,
-            content_type=content_type,
-            payload_sha256=hashlib.sha256(payload).hexdigest() if payload is not None else None,
-            problems=json.dumps(problems or [], ensure_ascii=False),
-            attempts=0,
-            next_attempt_at=now if status is Status.queued else None,
-            replay_of=replay_of,
-            created_by=actor,
-            created_at=now,
-            updated_at=now,
-        ).returning(X.seq)
-    ).scalar_one()
+) -> Exchange:
+    """Insert one exchange and its first history event; returns it as `get` would read it back
+    (built from the values in hand: reading the row again cost two queries per submission)."""
+    values = dict(
+        id=uuid.uuid4().hex,
+        tenant_id=tenant_id,
+        person_local_id=request.person_local_id,
+        system=request.system,
+        payload_kind=request.payload_kind,
+        purpose=request.purpose,
+        data_categories=" ".join(sorted(request.data_categories)) or None,
+        labels=" ".join(sorted(request.labels)) or None,
+        recipient=json.dumps(request.recipient.as_dict(), ensure_ascii=False),
+        plan_version=plan_version,
+        status=status.value,
+        decision_id=decision_id,
+        decision_reasons=json.dumps(decision_reasons or [], ensure_ascii=False),
+        idempotency_key=key,
+        payload=payload,
+        content_type=content_type,
+        payload_sha256=hashlib.sha256(payload).hexdigest() if payload is not None else None,
+        problems=json.dumps(problems or [], ensure_ascii=False),
+        attempts=0,
+        next_attempt_at=now if status is Status.queued else None,
+        replay_of=replay_of,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    seq = conn.execute(sa.insert(exchanges).values(**values).returning(X.seq)).scalar_one()
     add_event(conn, seq, status, now, detail=detail)
-    return exchange_id, seq
+    at = now.astimezone(dt.UTC)  # as UTCDateTime reads it back
+    row = _Row(seq=seq, receipt=None, last_error=None, superseded_by=None,
+               **{**values, "next_attempt_at": at if values["next_attempt_at"] else None,
+                  "created_at": at, "updated_at": at})
+    return _exchange(row, [Event(at, status.value, 0, detail)])
+
+
+class _Row:
+    """Attribute access over the values of an exchange row, for `_exchange`."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
 
 
 def supersede_older(conn: Connection, *, tenant_id: str, request: ExchangeRequest, newer_id: str,
@@ -225,20 +254,26 @@ def renew_lease(conn: Connection, seq: int, owner: str, now: dt.datetime, lease:
     return renewed.rowcount == 1
 
 
-def _still_ours(conn: Connection, seq: int, owner: str) -> bool:
-    """A worker only completes what it still holds (the lease may have been taken over, or
-    the item cancelled by a consent withdrawal while it was sending)."""
+def _complete(conn: Connection, seq: int, owner: str, **values) -> bool:
+    """A worker only completes what it still holds (the lease may have been taken over, or the
+    item cancelled by a consent withdrawal while it was sending): one conditional update."""
+    done = conn.execute(sa.update(exchanges).where(
+        X.seq == seq, X.status == Status.sending.value, X.lease_owner == owner).values(**values))
+    return done.rowcount == 1
+
+
+def still_ours(conn: Connection, seq: int, owner: str) -> bool:
+    """Is this item still sending under this worker's lease (read only)?"""
     row = conn.execute(sa.select(X.status, X.lease_owner).where(X.seq == seq)).one()
     return row.status == Status.sending.value and row.lease_owner == owner
 
 
 def mark_sent(conn: Connection, seq: int, owner: str, receipt: Receipt, attempt: int,
               now: dt.datetime) -> bool:
-    if not _still_ours(conn, seq, owner):
+    if not _complete(conn, seq, owner, status=Status.sent.value,
+                     receipt=json.dumps(_receipt_dict(receipt), ensure_ascii=False),
+                     lease_owner=None, lease_until=None, last_error=None, updated_at=now):
         return False
-    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
-        status=Status.sent.value, receipt=json.dumps(_receipt_dict(receipt), ensure_ascii=False),
-        lease_owner=None, lease_until=None, last_error=None, updated_at=now))
     add_event(conn, seq, Status.sent, now, attempt=attempt,
               detail=f"{receipt.status} {receipt.peer_reference or ''}".strip())
     return True
@@ -246,11 +281,9 @@ def mark_sent(conn: Connection, seq: int, owner: str, receipt: Receipt, attempt:
 
 def mark_retry(conn: Connection, seq: int, owner: str, attempt: int, next_at: dt.datetime,
                reason: str, now: dt.datetime) -> bool:
-    if not _still_ours(conn, seq, owner):
+    if not _complete(conn, seq, owner, status=Status.queued.value, next_attempt_at=next_at,
+                     lease_owner=None, lease_until=None, last_error=reason, updated_at=now):
         return False
-    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
-        status=Status.queued.value, next_attempt_at=next_at, lease_owner=None, lease_until=None,
-        last_error=reason, updated_at=now))
     add_event(conn, seq, Status.queued, now, attempt=attempt,
               detail=f"nouvel essai à {next_at:%H:%M:%S} : {reason}")
     return True
@@ -258,11 +291,9 @@ def mark_retry(conn: Connection, seq: int, owner: str, attempt: int, next_at: dt
 
 def mark_dead(conn: Connection, seq: int, owner: str, attempt: int, reason: str,
               now: dt.datetime) -> bool:
-    if not _still_ours(conn, seq, owner):
+    if not _complete(conn, seq, owner, status=Status.dead.value, lease_owner=None, lease_until=None,
+                     last_error=reason, next_attempt_at=None, updated_at=now):
         return False
-    conn.execute(sa.update(exchanges).where(X.seq == seq).values(
-        status=Status.dead.value, lease_owner=None, lease_until=None, last_error=reason,
-        next_attempt_at=None, updated_at=now))
     add_event(conn, seq, Status.dead, now, attempt=attempt, detail=reason)
     return True
 

@@ -59,10 +59,8 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     # the request's identity: a new care team under the same plan version is a new exchange.
     marker = ",".join(f"{k}={v}" for k, v in sorted(extras.items()) if k.endswith("_version"))
     base = outbox.idempotency_key(tenant.id, request, stored.version, marker)
-    with store.reading() as conn:
-        existing = outbox.find_live(conn, tenant.id, request.system, base)
-        if existing is not None:
-            return Submitted(outbox.get(conn, tenant.id, existing), created=False)
+    # No read for an already queued request before the work below: a repeated request is rare,
+    # and the transaction looks for it anyway (it may have been queued concurrently).
 
     if not request.data_categories:
         request = replace(request, data_categories=default_categories(request.system, request.payload_kind, plan))
@@ -76,39 +74,38 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
     errors = [p for p in problems if p.severity is Severity.error]
 
     with store.transaction() as conn:
-        # The same request may have been queued concurrently since the read above.
-        existing = outbox.find_live(conn, tenant.id, request.system, base)
+        # The same request already queued (by a repeated call, or concurrently) is answered as is.
+        existing, key = outbox.lookup(conn, tenant.id, request.system, base)
         if existing is not None:
             return Submitted(outbox.get(conn, tenant.id, existing), created=False)
-        key = outbox.free_key(conn, tenant.id, request.system, base)
         at = clock()
         decision = decider(conn, tenant, request, plan, actor, at)
         common = dict(tenant_id=tenant.id, request=request, plan_version=stored.version, key=key,
                       actor=actor, now=at, decision_id=decision.decision_id,
                       decision_reasons=decision.reasons)
         if not decision.permit:
-            exchange_id, _ = outbox.insert(conn, status=Status.refused,
-                                           detail="; ".join(decision.reasons), **common)
-            trail.record(conn, tenant, actor, "exchange.refused", "deny", request, exchange_id,
+            exchange = outbox.insert_exchange(conn, status=Status.refused,
+                                              detail="; ".join(decision.reasons), **common)
+            trail.record(conn, tenant, actor, "exchange.refused", "deny", request, exchange.id,
                          decision_id=decision.decision_id)
         elif errors:
-            exchange_id, _ = outbox.insert(
+            exchange = outbox.insert_exchange(
                 conn, status=Status.invalid, problems=[p.model_dump(mode="json") for p in problems],
                 detail=f"{len(errors)} erreur(s) de validation du contenu", **common)
-            trail.record(conn, tenant, actor, "exchange.invalid", "failure", request, exchange_id,
+            trail.record(conn, tenant, actor, "exchange.invalid", "failure", request, exchange.id,
                          decision_id=decision.decision_id, rules=",".join(sorted({p.rule for p in errors})))
         else:
-            exchange_id, seq = outbox.insert(
+            exchange = outbox.insert_exchange(
                 conn, status=Status.queued, payload=payload, content_type=kind.content_type,
                 problems=[p.model_dump(mode="json") for p in problems], **common)
-            trail.record(conn, tenant, actor, "exchange.queued", "success", request, exchange_id,
-                         decision_id=decision.decision_id, payload_sha256=_sha(payload))
+            trail.record(conn, tenant, actor, "exchange.queued", "success", request, exchange.id,
+                         decision_id=decision.decision_id, payload_sha256=exchange.payload_sha256)
             for old in outbox.supersede_older(conn, tenant_id=tenant.id, request=request,
-                                              newer_id=exchange_id, newer_seq=seq,
+                                              newer_id=exchange.id, newer_seq=exchange.seq,
                                               plan_version=stored.version, now=at):
                 trail.record(conn, tenant, actor, "exchange.superseded", "success", request, old,
-                             superseded_by=exchange_id)
-        return Submitted(outbox.get(conn, tenant.id, exchange_id), created=True)
+                             superseded_by=exchange.id)
+        return Submitted(exchange, created=True)
 
 
 def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
@@ -132,14 +129,14 @@ def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
         base = outbox.idempotency_key(tenant.id, request, dead.plan_version)
         key = outbox.free_key(conn, tenant.id, request.system, base)
         at = clock()
-        new_id, _ = outbox.insert(
+        new = outbox.insert_exchange(
             conn, tenant_id=tenant.id, request=request, plan_version=dead.plan_version,
             status=Status.queued, key=key, actor=actor, now=at, decision_id=dead.decision_id,
             payload=payload, content_type=content_type, replay_of=dead.id,
             detail=f"rejeu de {dead.id}")
-        trail.record(conn, tenant, actor, "exchange.replayed", "success", request, new_id,
+        trail.record(conn, tenant, actor, "exchange.replayed", "success", request, new.id,
                      replay_of=dead.id)
-        return outbox.get(conn, tenant.id, new_id)
+        return new
 
 
 def _recipient(data: dict):
@@ -147,8 +144,3 @@ def _recipient(data: dict):
 
     return Recipient(**data)
 
-
-def _sha(payload: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(payload).hexdigest()

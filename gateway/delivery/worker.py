@@ -57,14 +57,21 @@ class Worker:
             claimed = outbox.claim(conn, owner=self.owner, now=now, lease=self.lease, limit=self.batch)
             if self.recheck is not None:
                 claimed = self.recheck(conn, claimed, now)
+        leased_until = now + self.lease
         for n, item in enumerate(claimed):
-            # Just before each send after the first, the item's lease is renewed — unless it is
-            # no longer this worker's: a slow peer used up the batch's lease and another worker
-            # claimed it again, or a consent change cancelled it since the claim. Then it is
-            # not sent from here (it would be sent twice, or sent against the person's will).
+            # Just before each send after the first, the item must still be this worker's: not
+            # if a slow peer used up the batch's lease and another worker claimed it again, or
+            # if a consent change cancelled it since the claim. Then it is not sent from here
+            # (it would be sent twice, or sent against the person's will). While more than half
+            # of the lease is left a read says so; past that, the lease is renewed (a write).
             if n:
-                with self.store.transaction() as conn:
-                    mine = outbox.renew_lease(conn, item.seq, self.owner, self.clock(), self.lease)
+                at = self.clock()
+                if leased_until - at > self.lease / 2:
+                    with self.store.reading() as conn:
+                        mine = outbox.still_ours(conn, item.seq, self.owner)
+                else:
+                    with self.store.transaction() as conn:
+                        mine = outbox.renew_lease(conn, item.seq, self.owner, at, self.lease)
                 if not mine:
                     log.warning("worker_lease_lost", system=item.system, exchange=item.id)
                     continue
