@@ -127,6 +127,38 @@ def test_an_undelivered_attempt_frees_its_key_for_a_new_one(store, tenant):
         assert outbox.free_key(conn, tenant.id, "eparcours", base) == base + "-2"
 
 
+def test_lookup_says_what_find_live_and_free_key_say(store, tenant):
+    base = outbox.idempotency_key(tenant.id, request(), 1)
+    with store.reading() as conn:
+        assert outbox.lookup(conn, tenant.id, "eparcours", base) == (None, base)
+    first, _ = queue(store, tenant)
+    with store.reading() as conn:
+        assert outbox.lookup(conn, tenant.id, "eparcours", base) == (first, base + "-2")
+    [item] = claim(store)
+    with store.transaction() as conn:
+        outbox.mark_dead(conn, item.seq, "w1", 1, "rejeté", T0)
+        assert outbox.lookup(conn, tenant.id, "eparcours", base) == (
+            outbox.find_live(conn, tenant.id, "eparcours", base), outbox.free_key(conn, tenant.id, "eparcours", base))
+
+
+@pytest.mark.parametrize("status, fields", [
+    (Status.queued, {"payload": b'{"a": 1}', "content_type": "application/fhir+json",
+                     "problems": [{"rule": "r", "message": "é"}], "decision_reasons": []}),
+    (Status.refused, {"decision_reasons": ["opposition enregistrée"], "detail": "opposition enregistrée"}),
+    (Status.queued, {"payload": b"x", "replay_of": "0" * 32, "detail": "rejeu"}),
+])
+def test_an_inserted_exchange_is_returned_as_it_reads_back(store, tenant, status, fields):
+    req = ExchangeRequest(person_local_id="U1", system="eparcours", recipient=RECIPIENT, purpose="COC",
+                          payload_kind="tddui-bundle", data_categories=("plan", "identity"), labels=("minor-secret",))
+    paris = dt.timezone(dt.timedelta(hours=1))
+    with store.transaction() as conn:
+        inserted = outbox.insert_exchange(conn, tenant_id=tenant.id, request=req, plan_version=3, status=status,
+                                          key="k-1", actor="test", now=T0.astimezone(paris).replace(microsecond=123456),
+                                          decision_id="d-1", **fields)
+    with store.reading() as conn:
+        assert outbox.get(conn, tenant.id, inserted.id) == inserted
+
+
 def test_concurrent_workers_never_claim_the_same_item(store, tenant):
     for n in range(40):
         queue(store, tenant, person=f"U{n:02d}")
