@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException
 
-from gateway.audit import AuditEntry, append, pseudonym
+from gateway.audit import AuditEntry, append, append_durably, pseudonym
 from gateway.console import accounts, csrf, integrity, reports, sessions, views
 from gateway.console.sessions import COOKIE, Session
 from gateway.settings import Settings
@@ -199,20 +199,24 @@ def _check_post(request: Request, expected: str | None, submitted: str | None, w
         return
     c = _console(request)
     if who is not None:  # a forged request on a live session: worth the DPO's attention
-        with c.store.transaction() as conn:
-            append(conn, AuditEntry(tenant_id=who.tenant_id, actor=who.actor, action="console.refused",
-                                    outcome="csrf", refs={"page": request.url.path.rsplit("/", 1)[-1][:40] or "accueil"}))
+        append_durably(c.store.engine, AuditEntry(  # tied to no other write: shares a commit
+            tenant_id=who.tenant_id, actor=who.actor, action="console.refused", outcome="csrf",
+            refs={"page": request.url.path.rsplit("/", 1)[-1][:40] or "accueil"}))
     raise Refused("requête refusée : jeton anti-falsification (CSRF) absent ou invalide, ou origine "
                   "étrangère — rechargez la page et recommencez")
 
 
 def _viewed(c: Console, who: Session, page: str, local_id: str | None = None, **refs: str) -> None:
-    """Audit the page view (before the page leaves)."""
-    with c.store.transaction() as conn:
-        subject = pseudonym(conn, who.tenant_id, local_id) if local_id else None
-        append(conn, AuditEntry(tenant_id=who.tenant_id, actor=who.actor, action="console.viewed",
-                                outcome="success", subject=subject,
-                                refs={"page": page, **{k: v for k, v in refs.items() if v}}))
+    """Audit the page view (before the page leaves). The view writes nothing else, so its entry
+    shares a commit with concurrent ones (append_durably); the pseudonym's mapping, if new, is
+    committed first (the entry never names an unrecorded pseudonym)."""
+    subject = None
+    if local_id:
+        with c.store.transaction() as conn:
+            subject = pseudonym(conn, who.tenant_id, local_id)
+    append_durably(c.store.engine, AuditEntry(
+        tenant_id=who.tenant_id, actor=who.actor, action="console.viewed", outcome="success",
+        subject=subject, refs={"page": page, **{k: v for k, v in refs.items() if v}}))
 
 
 def _render(request: Request, name: str, who: Session | None, status: int = 200, **context) -> HTMLResponse:
