@@ -196,7 +196,10 @@ def _write_sqlite(dbapi, prepared, entries: Sequence[AuditEntry]) -> int:
     try:
         size, blob = cursor.execute(_LOCK["sqlite"]).fetchone()
         frontier = merkle.unpack(blob)
-        cursor.executemany(_INSERT["sqlite"], leaf_rows(entries, size, frontier, prepared))
+        if len(entries) == 1:
+            cursor.execute(_INSERT["sqlite"], next(leaf_rows(entries, size, frontier, prepared)))
+        else:
+            cursor.executemany(_INSERT["sqlite"], leaf_rows(entries, size, frontier, prepared))
         cursor.execute(_MOVE["sqlite"], (size + len(entries), merkle.pack(frontier), size))
         if cursor.rowcount != 1:
             raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
