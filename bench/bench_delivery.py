@@ -2,12 +2,19 @@
 worker (issue 5), against a baseline measured in the same run: POSTing the same TDDUI Bundles
 straight to the same sandbox peer (what the peer alone costs, without Relais).
 
-    .venv/bin/python bench/bench_delivery.py [--n 200]
+    .venv/bin/python bench/bench_delivery.py [--n 200] [--no-split] [--postgres]
 
 Each plan is a fixture plan with a qualified identity under a new local id; every person was
 informed (so the consent engine permits); the exchange goes through consent decision (audited),
 TDDUI mapping, the TDDUI 2.2.0 gate, the outbox, the worker, HTTPS-free loopback HTTP to the
 e-parcours sandbox (which validates the Bundle with the same gate), and the receipt.
+
+Two arrangements:
+- one process: the API, the worker and the peer share one interpreter (one GIL);
+- split: the peer in its own process (as on another machine), the Relais API (uvicorn) and one
+  worker thread in another, the client in this one. Besides plans/s, the CPU seconds each
+  process used during the run (utime + stime from /proc, start-up excluded) per plan: the
+  gateway's is Relais's cost per plan, independent of the peer's.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +55,7 @@ from gateway.settings import Settings  # noqa: E402
 from gateway.storage import Store  # noqa: E402
 from mappings.fhir.tddui import plan_to_bundle  # noqa: E402
 
+PROCESS_TIMEOUT = 900  # seconds: a helper process left behind ends by itself
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
 
 
@@ -68,79 +80,266 @@ def baseline(server_url: str, bundles: list[bytes]) -> float:
         return len(bundles) / (time.perf_counter() - start)
 
 
+def prepare(url: str, key_dir: Path, items: list[Plan]) -> str:
+    """A fresh database with the tenant, the plans and the persons' information; the API key."""
+    store = Store(url)
+    store.migrate()
+    tenant = store.create_tenant("bench", "Plateforme", "510000011")
+    _, token = store.create_api_key("bench", "bench")
+    registry = ConsentRegistry(store)
+    for plan in items:
+        store.put_plan(tenant, plan, if_match=None, actor="bench")
+        registry.record_information(tenant, plan.person.local_id, InformationRecord(
+            id=f"i-{plan.person.local_id}", informed_at=NOW - dt.timedelta(days=5),
+            method=InformationMethod.written, informed_by="bench", notice_version="v1",
+            topics=frozenset({InformationTopic.care_team_sharing})), actor="bench", now=NOW)
+    store.close()
+    return token
+
+
+def exchange_body(plan: Plan) -> dict:
+    return {"person": plan.person.local_id, "system": "eparcours", "purpose": "COC",
+            "payload_kind": "tddui-bundle", "recipient": {"kind": "system", "identifier": "eparcours"}}
+
+
+def connector_to(peer_url: str) -> EparcoursConnector:
+    return EparcoursConnector(FhirEndpoint(base_url=peer_url, token_url=f"{peer_url}/oauth/token",
+                                           client_id="relais", client_secret="sandbox-secret"),
+                              RetryPolicy(base_delay=0.01, max_delay=0.05))
+
+
+# ------------------------------------------------------------------------- one process
+
+def one_process(url: str, key_dir: Path, items: list[Plan]) -> dict:
+    token = prepare(url, key_dir, items)
+    config = Settings(database_url=url, audit_key_dir=key_dir)
+    store = Store(url)
+    peer = eparcours_sandbox()
+    with ThreadedServer(peer.app) as server:
+        # Baseline: the same Bundles posted directly (different identifiers so none dedupes).
+        bundles = []
+        for i, plan in enumerate(items):
+            bundle = plan_to_bundle(plan, NOW)
+            bundle["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"}
+            bundles.append(orjson.dumps(bundle))
+        direct = baseline(server.url, bundles)
+
+        connector = connector_to(server.url)
+        worker = Worker(store, {"eparcours": connector}, batch=10)
+        received_before = peer.store.count("CarePlan")
+        with ThreadedServer(create_app(store, config)) as api, httpx.Client(base_url=api.url, timeout=60) as http:
+            worker.start(idle=0.01)
+            start = time.perf_counter()
+            for plan in items:
+                response = http.post("/exchanges", headers={"Authorization": f"Bearer {token}"}, json=exchange_body(plan))
+                assert response.status_code == 201 and response.json()["status"] == "queued", response.text
+            submitted = time.perf_counter() - start
+            while peer.store.count("CarePlan") - received_before < len(items):
+                if time.perf_counter() - start > 600:
+                    break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+            worker.stop()
+        connector.close()
+    delivered = peer.store.count("CarePlan") - received_before
+    store.close()
+    return {"delivered": delivered, "bundle_kb": len(bundles[0]) // 1024,
+            "baseline_direct_post_per_s": round(direct, 1),
+            "submit_only_per_s": round(len(items) / submitted, 1),
+            "end_to_end_per_s": round(delivered / elapsed, 1),
+            "ratio_vs_direct": round(delivered / elapsed / direct, 3)}
+
+
+# ------------------------------------------------------------------------------- split
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _exit_later() -> None:
+    timer = threading.Timer(PROCESS_TIMEOUT, lambda: os._exit(3))
+    timer.daemon = True
+    timer.start()
+
+
+def run_peer(port: int) -> None:
+    """Child process: the strict e-parcours sandbox (TDDUI gate on every Bundle)."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    _exit_later()
+    with ThreadedServer(eparcours_sandbox().app, port=port):
+        time.sleep(PROCESS_TIMEOUT)
+
+
+def run_gateway(url: str, key_dir: str, peer_url: str, port: int) -> None:
+    """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`."""
+    import uvicorn
+
+    from gateway import logs
+
+    logs.configure("ERROR")  # one "exchange_sent" line per plan would be measured too
+    _exit_later()
+    store = Store(url)
+    worker = Worker(store, {"eparcours": connector_to(peer_url)}, batch=10)
+    worker.start(idle=0.01)
+    app = create_app(store, Settings(database_url=url, audit_key_dir=Path(key_dir)))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+class Child:
+    """This script run again in a child process in one of the modes above."""
+
+    def __init__(self, *args: str):
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, __file__, *args, "--port", str(self.port)],
+                                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process so far (all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def sent_count(store: Store) -> int:
+    import sqlalchemy as sa
+
+    from gateway.delivery.tables import exchanges
+
+    with store.reading() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(exchanges.c.status == "sent")).scalar_one()
+
+
+def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1) -> dict:
+    token = prepare(url, key_dir, warm + items)
+    peer = Child("--peer")
+    gateway = Child("--gateway", url, str(key_dir), peer.url)
+    store = Store(url)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=60) as http:
+            # Warm-up (imports, compiled rules, OAuth2 token, connections): not measured.
+            for plan in warm:
+                assert http.post("/exchanges", headers=headers, json=exchange_body(plan)).status_code == 201
+            while sent_count(store) < len(warm):
+                time.sleep(0.02)
+            cpu_gateway, cpu_peer = gateway.cpu_seconds(), peer.cpu_seconds()
+            def post(plan: Plan) -> None:
+                response = http.post("/exchanges", headers=headers, json=exchange_body(plan))
+                assert response.status_code == 201 and response.json()["status"] == "queued", response.text
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:  # `clients` requests in flight at most
+                list(pool.map(post, items))
+            submitted = time.perf_counter() - start
+            while (sent := sent_count(store) - len(warm)) < len(items):
+                if time.perf_counter() - start > 600:
+                    break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+            cpu_gateway = gateway.cpu_seconds() - cpu_gateway
+            cpu_peer = peer.cpu_seconds() - cpu_peer
+    finally:
+        gateway.stop()
+        peer.stop()
+        store.close()
+    n = len(items)
+    return {"clients": clients, "delivered": sent, "submit_only_per_s": round(n / submitted, 1),
+            "end_to_end_per_s": round(sent / elapsed, 1),
+            "gateway_cpu_ms_per_plan": round(1000 * cpu_gateway / n, 2),
+            "gateway_plans_per_cpu_s": round(n / cpu_gateway, 1) if cpu_gateway else None,
+            "peer_cpu_ms_per_plan": round(1000 * cpu_peer / n, 2),
+            "elapsed_s": round(elapsed, 2)}
+
+
+# -------------------------------------------------------------------------------- main
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--no-split", action="store_true", help="only the one-process measure")
+    parser.add_argument("--postgres", action="store_true", help="the split measure on PostgreSQL too")
+    parser.add_argument("--clients", default="1,4", help="split measure: requests in flight (one measure each)")
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--gateway", nargs=3, metavar=("URL", "KEYDIR", "PEER"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    items = plans(args.n)
+    if args.peer:
+        run_peer(args.port)
+        return 0
+    if args.gateway:
+        run_gateway(*args.gateway, args.port)
+        return 0
+
+    from gateway import logs
+
+    logs.configure("ERROR")
+    items = plans(args.n + 10)
+    warm, items = items[args.n:], items[:args.n]
+    results: dict = {"n": args.n, "python": platform.python_version(), "cpus": os.cpu_count(),
+                     "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        config = Settings(database_url=f"sqlite:///{tmp}/bench.db", audit_key_dir=Path(tmp) / "keys")
-        store = Store(config.database_url)
-        store.migrate()
-        tenant = store.create_tenant("bench", "Plateforme", "510000011")
-        _, token = store.create_api_key("bench", "bench")
-        registry = ConsentRegistry(store)
-        for plan in items:
-            store.put_plan(tenant, plan, if_match=None, actor="bench")
-            registry.record_information(tenant, plan.person.local_id, InformationRecord(
-                id=f"i-{plan.person.local_id}", informed_at=NOW - dt.timedelta(days=5),
-                method=InformationMethod.written, informed_by="bench", notice_version="v1",
-                topics=frozenset({InformationTopic.care_team_sharing})), actor="bench", now=NOW)
+        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items)
+        clients = [int(c) for c in args.clients.split(",")]
+        if not args.no_split:
+            results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c)
+                                       for c in clients]
+            if args.postgres:
+                from tests.support.postgres import PostgresServer
 
-        peer = eparcours_sandbox()
-        with ThreadedServer(peer.app) as server:
-            # Baseline: the same Bundles posted directly (different identifiers so none dedupes).
-            bundles = []
-            for i, plan in enumerate(items):
-                bundle = plan_to_bundle(plan, NOW)
-                bundle["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"}
-                bundles.append(orjson.dumps(bundle))
-            direct = baseline(server.url, bundles)
+                pg = PostgresServer(durable=True).start()
+                try:
+                    results["split_postgres"] = [split(pg.create_database(f"bench_delivery_{c}"),
+                                                       Path(tmp) / f"keys-p{c}", items, warm, c) for c in clients]
+                finally:
+                    pg.stop()
+    results["load_average_at_end"] = os.getloadavg()[0]
 
-            connector = EparcoursConnector(FhirEndpoint(base_url=server.url, token_url=f"{server.url}/oauth/token",
-                                                        client_id="relais", client_secret="sandbox-secret"),
-                                           RetryPolicy(base_delay=0.01, max_delay=0.05))
-            worker = Worker(store, {"eparcours": connector}, batch=10)
-            received_before = peer.store.count("CarePlan")
-            with ThreadedServer(create_app(store, config)) as api, httpx.Client(base_url=api.url, timeout=60) as http:
-                done = threading.Event()
-                worker.start(idle=0.01)
-                start = time.perf_counter()
-                for plan in items:
-                    response = http.post("/exchanges", headers={"Authorization": f"Bearer {token}"}, json={
-                        "person": plan.person.local_id, "system": "eparcours", "purpose": "COC",
-                        "payload_kind": "tddui-bundle", "recipient": {"kind": "system", "identifier": "eparcours"}})
-                    assert response.status_code == 201 and response.json()["status"] == "queued", response.text
-                submitted = time.perf_counter() - start
-                while peer.store.count("CarePlan") - received_before < len(items):
-                    if time.perf_counter() - start > 600:
-                        break
-                    time.sleep(0.01)
-                elapsed = time.perf_counter() - start
-                done.set()
-                worker.stop()
-            connector.close()
-        delivered = peer.store.count("CarePlan") - received_before
-        store.close()
-
-    end_to_end = delivered / elapsed
-    results = {
-        "n": args.n, "delivered": delivered, "python": platform.python_version(),
-        "baseline_direct_post_per_s": round(direct, 1),
-        "end_to_end_per_s": round(end_to_end, 1),
-        "submit_only_per_s": round(args.n / submitted, 1),
-        "ratio_vs_direct": round(end_to_end / direct, 3),
-    }
-    print(f"N = {args.n} plans (TDDUI Bundles of ~{len(bundles[0]) // 1024} kB), SQLite, 1 worker")
-    print(f"{'measure':<42}{'plans/s':>10}{'× baseline':>12}")
-    print(f"{'baseline: POST the Bundle to the peer':<42}{direct:>10.1f}{1:>12.2f}")
-    print(f"{'POST /exchanges only (decide+map+gate+queue)':<42}{args.n / submitted:>10.1f}{args.n / submitted / direct:>12.2f}")
-    print(f"{'end to end: POST /exchanges → peer receipt':<42}{end_to_end:>10.1f}{end_to_end / direct:>12.2f}")
+    one = results["one_process"]
+    direct = one["baseline_direct_post_per_s"]
+    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker; "
+          f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}")
+    print("One process (API + worker + peer):")
+    print(f"  {'measure':<46}{'plans/s':>10}{'× baseline':>12}")
+    print(f"  {'baseline: POST the Bundle to the peer':<46}{direct:>10.1f}{1:>12.2f}")
+    print(f"  {'POST /exchanges only (decide+map+gate+queue)':<46}{one['submit_only_per_s']:>10.1f}"
+          f"{one['submit_only_per_s'] / direct:>12.2f}")
+    print(f"  {'end to end: POST /exchanges → peer receipt':<46}{one['end_to_end_per_s']:>10.1f}"
+          f"{one['end_to_end_per_s'] / direct:>12.2f}")
+    for key, label in (("split_sqlite", "SQLite"), ("split_postgres", "PostgreSQL")):
+        for r in results.get(key, []):
+            print(f"Split ({label}, {r['clients']} client(s); peer | gateway API + 1 worker | client: three processes):")
+            print(f"  end to end {r['end_to_end_per_s']:.1f} plans/s (POST /exchanges alone {r['submit_only_per_s']:.1f}/s); "
+                  f"gateway CPU {r['gateway_cpu_ms_per_plan']:.1f} ms/plan ({r['gateway_plans_per_cpu_s']} plans per CPU second), "
+                  f"peer CPU {r['peer_cpu_ms_per_plan']:.1f} ms/plan")
     out = ROOT / "bench/results/delivery.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     print(f"→ {out.relative_to(ROOT)}")
-    return 0 if delivered == args.n else 1
+    ok = one["delivered"] == args.n and all(r["delivered"] == args.n for k in ("split_sqlite", "split_postgres")
+                                             for r in results.get(k, []))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
