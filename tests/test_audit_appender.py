@@ -4,9 +4,13 @@ its callers and leaves nothing, a bad entry is refused for its caller alone. Bot
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
+import os
 import threading
 import time
+import weakref
 
 import pytest
 import sqlalchemy as sa
@@ -290,3 +294,37 @@ def test_a_failed_batch_does_not_stop_the_callers_queued_behind_it(store):
     assert isinstance(errors[0], ConnectionError)
     assert more_errors == [None] * 3 and sorted(more_results) == [0, 1, 2]
     appender.close()
+
+
+# ------------------------------------------------------------------ lifetime
+
+
+def _append_in_forked_child(engine) -> None:
+    engine.dispose(close=False)  # SQLAlchemy's rule for a forked child: its own connections
+    try:
+        append_durably(engine, entry(1))
+    except BaseException:  # noqa: BLE001 - the exit code tells the parent
+        os._exit(1)
+    os._exit(0)
+
+
+def test_a_forked_child_neither_uses_nor_closes_the_parents_connection(store):
+    appender = appender_for(store.engine)
+    assert appender.append(entry(0)) == 0  # the parent's connection is open
+    child = multiprocessing.get_context("fork").Process(target=_append_in_forked_child, args=(store.engine,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert appender.append(entry(2)) == 2  # the parent's connection still works
+    assert [leaf["refs"]["page"] for leaf in stored(store)] == ["p0", "p1", "p2"]
+
+
+def test_the_registry_does_not_keep_engines_alive():
+    store = Store("sqlite://")
+    store.migrate()
+    append_durably(store.engine, entry())
+    engine = weakref.ref(store.engine)
+    store.close()
+    del store
+    gc.collect()
+    assert engine() is None

@@ -23,6 +23,7 @@ inside an open write transaction of the same database.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -87,16 +88,27 @@ class Appender:
     def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.engine = engine
+        self._engine = weakref.ref(engine)  # the registry below must not keep engines alive
         self.max_batch = max_batch
+        self._reset()
+        self.batches = 0  # transactions committed (for tests and benchmarks)
+        event.listen(engine, "engine_disposed", _on_dispose(weakref.ref(self)))
+        _LIVE.add(self)
+
+    def _reset(self) -> None:
         self._queue: list[_Waiter] = []
         self._queue_lock = threading.Lock()
         self._leading = False
         self._io = threading.Lock()  # the connection: the leader's, or close()'s
         self._connection = None  # SQLAlchemy's pool proxy, detached from the pool (ours alone)
         self._write: Callable[[Sequence[AuditEntry]], int] | None = None
-        self.batches = 0  # transactions committed (for tests and benchmarks)
-        event.listen(engine, "engine_disposed", self._on_dispose)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        if engine is None:
+            raise AuditError("moteur de base de données fermé")
+        return engine
 
     # ------------------------------------------------------------------ callers
 
@@ -154,9 +166,6 @@ class Appender:
             connection, self._connection, self._write = self._connection, None, None
             if connection is not None:
                 connection.close()
-
-    def _on_dispose(self, _engine) -> None:
-        self.close()  # Store.close() disposes the engine: let the database go
 
     def _writer(self) -> Callable[[Sequence[AuditEntry]], int]:
         if self._write is None:
@@ -239,6 +248,30 @@ def _rollback(dbapi) -> None:
     except Exception:  # noqa: BLE001 - a broken connection: discarded by the caller; keep the first error
         pass
 
+
+def _on_dispose(appender_ref):
+    def close(_engine) -> None:  # Store.close() disposes the engine: let the database go
+        appender = appender_ref()
+        if appender is not None:
+            appender.close()
+
+    return close
+
+
+# A child process (fork) must not use, nor close, the connection it inherited: the parent's
+# session would end. It keeps the object (unused) and opens its own on first append.
+_LIVE: weakref.WeakSet[Appender] = weakref.WeakSet()
+_INHERITED: list = []
+
+
+def _after_fork_in_child() -> None:
+    for appender in list(_LIVE):
+        if appender._connection is not None:
+            _INHERITED.append(appender._connection)
+        appender._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _APPENDERS: weakref.WeakKeyDictionary[Engine, Appender] = weakref.WeakKeyDictionary()
 _APPENDERS_LOCK = threading.Lock()
