@@ -4,6 +4,7 @@ its callers and leaves nothing, a bad entry is refused for its caller alone. Bot
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import multiprocessing
@@ -251,6 +252,10 @@ def test_a_bad_entry_is_refused_for_its_caller_alone(store):
         appender.append(entry(9, subject="TESTNOM Camille"))
     with pytest.raises(EntryError, match="trop longue"):  # passes check() but cannot fit in a leaf
         appender.append(entry(9, refs={f"k{i}": "v" * 1000 for i in range(9)}))
+    with pytest.raises(EntryError, match="fuseau"):  # passes check(), but no time zone
+        appender.append(entry(9, at=dt.datetime(2026, 11, 26, 12, 0)))
+    with pytest.raises(EntryError, match="date-heure invalide"):
+        appender.append(entry(9, at="2026-11-26T12:00:00Z"))
     assert held.queued() == 3
     held.go.set()
     for t in threads + more:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from gateway.audit import merkle
-from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode
+from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode, timestamp
 from gateway.audit.log import (
     COPY_FROM,
     AuditError,
@@ -57,10 +57,15 @@ _MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AN
 _SEQ_DIGITS = len(str(2**63 - 1))  # the longest leaf index
 
 
-def _check_length(entry: AuditEntry) -> None:
-    """Refuse, before batching, an entry whose leaf could exceed MAX_ENTRY_BYTES at any index
-    (append_many finds out while writing, which would fail the whole batch). Entries far from
-    the limit are let through on a bound (a character takes at most 6 bytes in the leaf)."""
+def _check_leaf(entry: AuditEntry) -> None:
+    """Refuse, before batching, what append_many would only find out while writing (and which
+    would then fail the whole batch): a date-time without time zone, or a leaf that could exceed
+    MAX_ENTRY_BYTES at some index. Entries far from the length limit are let through on a bound
+    (a character takes at most 6 bytes in the leaf)."""
+    if entry.at is not None:
+        if not isinstance(entry.at, dt.datetime):
+            raise EntryError("entrée d'audit : date-heure invalide")
+        timestamp(entry.at)
     texts = (entry.tenant_id, entry.actor, entry.action, entry.outcome, entry.subject or "", entry.system or "")
     length = sum(map(len, texts)) + sum(map(len, entry.refs)) + sum(map(len, entry.refs.values()))
     if 200 + 6 * (length + len(entry.refs)) <= MAX_ENTRY_BYTES:
@@ -115,7 +120,7 @@ class Appender:
     def append(self, entry: AuditEntry) -> int:
         """Leaf index of `entry`, once committed with the others of its batch."""
         check(entry)  # a bad entry is refused here, for its caller alone
-        _check_length(entry)
+        _check_leaf(entry)
         me = _Waiter(entry)
         with self._queue_lock:
             self._queue.append(me)
