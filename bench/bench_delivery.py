@@ -12,9 +12,10 @@ e-parcours sandbox (which validates the Bundle with the same gate), and the rece
 Two arrangements:
 - one process: the API, the worker and the peer share one interpreter (one GIL);
 - split: the peer in its own process (as on another machine), the Relais API (uvicorn) and one
-  worker thread in another, the client in this one. Besides plans/s, the CPU seconds each
-  process used during the run (utime + stime from /proc, start-up excluded) per plan: the
-  gateway's is Relais's cost per plan, independent of the peer's.
+  worker thread in another (as `relais serve`), the client in this one; and the same with the
+  worker in a process of its own (`relais serve` + one `relais worker`). Besides plans/s, the
+  CPU seconds the processes used during the run (utime + stime from /proc, start-up excluded)
+  per plan: Relais's (API + worker) is its cost per plan, independent of the peer's.
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def run_peer(port: int) -> None:
         time.sleep(PROCESS_TIMEOUT)
 
 
-def run_gateway(url: str, key_dir: str, peer_url: str, port: int) -> None:
-    """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`."""
+def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True) -> None:
+    """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`
+    (`worker=False`: the API alone)."""
     import uvicorn
 
     from gateway import logs
@@ -193,10 +195,24 @@ def run_gateway(url: str, key_dir: str, peer_url: str, port: int) -> None:
     logs.configure("ERROR")  # one "exchange_sent" line per plan would be measured too
     _exit_later()
     store = Store(url)
-    worker = Worker(store, {"eparcours": connector_to(peer_url)}, batch=10)
-    worker.start(idle=0.01)
+    if worker:
+        Worker(store, {"eparcours": connector_to(peer_url)}, batch=10).start(idle=0.01)
     app = create_app(store, Settings(database_url=url, audit_key_dir=Path(key_dir)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+def run_worker(url: str, peer_url: str, port: int) -> None:
+    """Child process: one delivery worker, as `relais worker` (it listens on `port` only to say
+    it is ready)."""
+    from gateway import logs
+
+    logs.configure("ERROR")
+    _exit_later()
+    worker = Worker(Store(url), {"eparcours": connector_to(peer_url)}, batch=10)
+    with socket.socket() as ready:
+        ready.bind(("127.0.0.1", port))
+        ready.listen()
+        worker.serve(idle=0.01)
 
 
 class Child:
@@ -231,10 +247,14 @@ def sent_count(store: Store) -> int:
         return conn.execute(sa.select(sa.func.count()).where(exchanges.c.status == "sent")).scalar_one()
 
 
-def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1) -> dict:
+def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1,
+          worker_process: bool = False) -> dict:
+    """`worker_process`: the worker in a process of its own (`relais serve` without its embedded
+    worker + `relais worker`) instead of a thread of the API's process."""
     token = prepare(url, key_dir, warm + items)
     peer = Child("--peer")
-    gateway = Child("--gateway", url, str(key_dir), peer.url)
+    gateway = Child("--gateway", url, str(key_dir), peer.url, *(["--api-only"] if worker_process else []))
+    worker = Child("--worker", url, peer.url) if worker_process else None
     store = Store(url)
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -244,7 +264,8 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
                 assert http.post("/exchanges", headers=headers, json=exchange_body(plan)).status_code == 201
             while sent_count(store) < len(warm):
                 time.sleep(0.02)
-            cpu_gateway, cpu_peer = gateway.cpu_seconds(), peer.cpu_seconds()
+            relais = [gateway] + ([worker] if worker else [])
+            cpu_gateway, cpu_peer = sum(c.cpu_seconds() for c in relais), peer.cpu_seconds()
             def post(plan: Plan) -> None:
                 response = http.post("/exchanges", headers=headers, json=exchange_body(plan))
                 assert response.status_code == 201 and response.json()["status"] == "queued", response.text
@@ -258,14 +279,15 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
                     break
                 time.sleep(0.01)
             elapsed = time.perf_counter() - start
-            cpu_gateway = gateway.cpu_seconds() - cpu_gateway
+            cpu_gateway = sum(c.cpu_seconds() for c in relais) - cpu_gateway
             cpu_peer = peer.cpu_seconds() - cpu_peer
     finally:
-        gateway.stop()
-        peer.stop()
+        for child in (worker, gateway, peer):
+            if child is not None:
+                child.stop()
         store.close()
     n = len(items)
-    return {"clients": clients, "delivered": sent, "submit_only_per_s": round(n / submitted, 1),
+    return {"clients": clients, "worker": "process" if worker_process else "thread of the API", "delivered": sent, "submit_only_per_s": round(n / submitted, 1),
             "end_to_end_per_s": round(sent / elapsed, 1),
             "gateway_cpu_ms_per_plan": round(1000 * cpu_gateway / n, 2),
             "gateway_plans_per_cpu_s": round(n / cpu_gateway, 1) if cpu_gateway else None,
@@ -283,13 +305,18 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4", help="split measure: requests in flight (one measure each)")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gateway", nargs=3, metavar=("URL", "KEYDIR", "PEER"), help=argparse.SUPPRESS)
+    parser.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, metavar=("URL", "PEER"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:
         run_peer(args.port)
         return 0
     if args.gateway:
-        run_gateway(*args.gateway, args.port)
+        run_gateway(*args.gateway, args.port, worker=not args.api_only)
+        return 0
+    if args.worker:
+        run_worker(*args.worker, args.port)
         return 0
 
     from gateway import logs
@@ -305,6 +332,8 @@ def main() -> int:
         if not args.no_split:
             results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c)
                                        for c in clients]
+            results["split_sqlite"] += [split(f"sqlite:///{tmp}/split{c}w.db", Path(tmp) / f"keys-w{c}", items, warm,
+                                              c, worker_process=True) for c in clients]
             if args.postgres:
                 from tests.support.postgres import PostgresServer
 
@@ -329,7 +358,9 @@ def main() -> int:
           f"{one['end_to_end_per_s'] / direct:>12.2f}")
     for key, label in (("split_sqlite", "SQLite"), ("split_postgres", "PostgreSQL")):
         for r in results.get(key, []):
-            print(f"Split ({label}, {r['clients']} client(s); peer | gateway API + 1 worker | client: three processes):")
+            arrangement = ("peer | API | 1 worker | client: four processes" if r["worker"] == "process"
+                           else "peer | API + 1 worker thread | client: three processes")
+            print(f"Split ({label}, {r['clients']} client(s); {arrangement}):")
             print(f"  end to end {r['end_to_end_per_s']:.1f} plans/s (POST /exchanges alone {r['submit_only_per_s']:.1f}/s); "
                   f"gateway CPU {r['gateway_cpu_ms_per_plan']:.1f} ms/plan ({r['gateway_plans_per_cpu_s']} plans per CPU second), "
                   f"peer CPU {r['peer_cpu_ms_per_plan']:.1f} ms/plan")
