@@ -28,7 +28,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -185,7 +185,16 @@ class Appender:
                 self._connection = connection
                 dbapi = connection.dbapi_connection
                 write = _write_sqlite if backend == "sqlite" else _write_postgresql
-                self._write = lambda entries: write(dbapi, prepared, entries)
+                dialect = self.engine.dialect
+
+                def write_batch(entries: Sequence[AuditEntry]) -> int:
+                    try:
+                        return write(dbapi, prepared, entries)
+                    except dialect.loaded_dbapi.Error as error:  # as SQLAlchemy raises it, no parameters
+                        raise exc.DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error,
+                                                      hide_parameters=True, dialect=dialect) from error
+
+                self._write = write_batch
         return self._write
 
     def _write_with_engine(self, entries: Sequence[AuditEntry]) -> int:
