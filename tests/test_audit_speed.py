@@ -357,3 +357,17 @@ def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(s
     with write_transaction(store.engine) as conn:
         assert append_many(conn, _batch(3)) == [0, 1, 2]
     assert [r[0] for r in _rows(store)] == [0, 1, 2]
+
+
+def test_a_database_error_during_copy_is_raised_as_sqlalchemy_raises_it(store):
+    with store.engine.begin() as conn:  # the database refuses every insert
+        if store.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
+                                 "FOR EACH ROW EXECUTE FUNCTION relais_audit_append_only()")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
+                                 "BEGIN SELECT RAISE(ABORT, 'journal d''audit : ajout refusé'); END")
+    with pytest.raises(sa.exc.IntegrityError, match="audit"):
+        with write_transaction(store.engine) as conn:
+            append_many(conn, _batch(40))
+    assert _rows(store) == []

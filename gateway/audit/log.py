@@ -9,7 +9,9 @@ indexes are dense, in commit order, and a rollback leaves neither an entry nor a
 O(log n) hashes per append (amortised O(1)); no read of older entries.
 
 Call it last in a transaction, just before commit: the head row lock is held until commit, so
-the shorter the rest, the more appends per second (and one lock order everywhere).
+the shorter the rest, the more appends per second (and one lock order everywhere). An event
+tied to no other write goes through gateway.audit.appender instead (`append_durably`), which
+merges concurrent callers' entries into one such transaction and one commit.
 """
 
 from __future__ import annotations
@@ -87,7 +89,12 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     if prepared and conn.dialect.name == "postgresql" and len(entries) >= COPY_FROM:
         # COPY … FROM STDIN (binary) on the same connection, in the same transaction, rows
         # streamed as they are made: the server stores them while the next ones are hashed
-        copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+        except dbapi_error as error:  # as SQLAlchemy raises it, no parameters
+            raise sa.exc.DBAPIError.instance(None, None, error, dbapi_error, hide_parameters=True,
+                                             dialect=conn.dialect) from error
         rows = entries
     elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
