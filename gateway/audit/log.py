@@ -95,7 +95,6 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
         except dbapi_error as error:  # as SQLAlchemy raises it, no parameters
             raise sa.exc.DBAPIError.instance(None, None, error, dbapi_error, hide_parameters=True,
                                              dialect=conn.dialect) from error
-        rows = entries
     elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
         rows = list(leaf_rows(entries, size, frontier, prepared))
@@ -106,11 +105,11 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
         rows = [dict(zip(_INSERT_COLUMNS, row)) for row in leaf_rows(entries, size, frontier, False)]
         conn.execute(_INSERT, rows)
     moved = conn.execute(
-        _MOVE_HEAD, {"b_old": size, "b_size": size + len(rows), "b_frontier": merkle.pack(frontier)}
+        _MOVE_HEAD, {"b_old": size, "b_size": size + len(entries), "b_frontier": merkle.pack(frontier)}
     )
     if moved.rowcount != 1:  # cannot happen under the lock: never write a forked head
         raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
-    return list(range(size, size + len(rows)))
+    return list(range(size, size + len(entries)))
 
 
 COPY_FROM = 16  # PostgreSQL: batches of at least this many entries go through COPY
