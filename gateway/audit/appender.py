@@ -279,6 +279,8 @@ _INHERITED: list = []
 
 
 def _after_fork_in_child() -> None:
+    global _APPENDERS_LOCK
+    _APPENDERS_LOCK = threading.Lock()  # another thread may have held it at the fork
     for appender in list(_LIVE):
         if appender._connection is not None:
             _INHERITED.append(appender._connection)
