@@ -106,6 +106,27 @@ def test_a_structurally_invalid_resource_is_rejected_and_nothing_is_stored(sandb
     assert peer.store.count() == 0
 
 
+@pytest.mark.parametrize("where, value", [
+    ("status", 42),                        # a code given as a number
+    ("intent", None),                      # null for a required element
+    ("created", "2026-02-30"),             # no such day
+    ("subject", {"reference": "urn:uuid:00000000-0000-4000-8000-000000000001", "bogus": 1}),
+])
+def test_the_base_structure_error_says_where_it_is_in_the_transaction(sandbox, where, value):
+    peer, server = sandbox
+    bad = bundle()
+    bad["entry"][1]["resource"][where] = value
+    token = httpx.post(f"{server.url}/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": "relais", "client_secret": "sandbox-secret"}).json()
+    answer = httpx.post(f"{server.url}/", content=json.dumps(bad), headers={
+        "Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/fhir+json"})
+    outcome = answer.json()
+    assert answer.status_code == 500 and outcome["resourceType"] == "OperationOutcome"  # CDS style
+    assert all(i["code"] == "structure" and i["severity"] == "error" for i in outcome["issue"])
+    assert any(e.startswith(f"Bundle.entry[1].resource.{where}") for i in outcome["issue"] for e in i["expression"])
+    assert peer.store.count() == 0
+
+
 @pytest.mark.parametrize("fault, code", [
     (Fault(status=503), "503"),
     (Fault(status=429), "429"),
