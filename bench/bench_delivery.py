@@ -2,7 +2,7 @@
 worker (issue 5), against a baseline measured in the same run: POSTing the same TDDUI Bundles
 straight to the same sandbox peer (what the peer alone costs, without Relais).
 
-    .venv/bin/python bench/bench_delivery.py [--n 200] [--no-split] [--postgres]
+    .venv/bin/python bench/bench_delivery.py [--n 200] [--clients 1,4] [--postgres] [--no-split]
 
 Each plan is a fixture plan with a qualified identity under a new local id; every person was
 informed (so the consent engine permits); the exchange goes through consent decision (audited),
