@@ -7,6 +7,16 @@ mapping pseudonym -> local id is kept in `audit_pseudonyms` so that the tenant's
 resolve a pseudonym read in the log. `erase_person_mapping` deletes the mapping only: the log
 keeps the pseudonym, stays verifiable, and no longer says whom it designates (end of the
 person's retention period). All functions run in the caller's transaction.
+
+Two caches spare statements on the audit path, neither can yield a wrong pseudonym nor lose a
+mapping:
+- the tenant's key, per engine, once read as committed: nothing updates or deletes a committed
+  key (every process computes the same pseudonyms with it). A key this transaction created is
+  not cached until it is read again in a later transaction (a rollback would take it away);
+- the mappings this transaction itself inserted (the decision and the entry that follows it in
+  the same transaction name the same person): not inserted twice. Nothing is kept across
+  transactions, so a mapping erased by any process is written again by the next entry that
+  names the person, as without a cache; `erase_person_mapping` forgets the transaction's own.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import weakref
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,9 +42,21 @@ def _insert_ignore(conn: Connection, table: sa.Table, keys: list[str]):
     return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
+# engine -> {tenant id: committed key}
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# root transaction -> tenant ids whose key it created (not yet committed, so not cached)
+_CREATED_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# innermost transaction -> (tenant id, pseudonym) mappings it inserted
+_INSERTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _tenant_secret(conn: Connection, tenant_id: str) -> bytes:
+    known = _KEYS.get(conn.engine)
+    if known is not None and tenant_id in known:
+        return known[tenant_id]
     query = sa.select(audit_pseudonym_keys.c.secret).where(audit_pseudonym_keys.c.tenant_id == tenant_id)
     secret = conn.execute(query).scalar()
+    root = conn.get_transaction()
     if secret is None:
         conn.execute(
             _insert_ignore(conn, audit_pseudonym_keys, ["tenant_id"]).values(
@@ -41,7 +64,16 @@ def _tenant_secret(conn: Connection, tenant_id: str) -> bytes:
             )
         )
         secret = conn.execute(query).scalar_one()  # ours, or a concurrent writer's
+        if root is not None:
+            _CREATED_KEYS.setdefault(root, set()).add(tenant_id)
+        return bytes(secret)
+    if root is None or tenant_id not in _CREATED_KEYS.get(root, ()):
+        _KEYS.setdefault(conn.engine, {})[tenant_id] = bytes(secret)  # committed: it never changes
     return bytes(secret)
+
+
+def _transaction(conn: Connection):
+    return conn.get_nested_transaction() or conn.get_transaction()
 
 
 def compute(secret: bytes, person_local_id: str) -> str:
@@ -54,12 +86,18 @@ def pseudonym(conn: Connection, tenant_id: str, person_local_id: str) -> str:
     if not isinstance(person_local_id, str) or not 1 <= len(person_local_id) <= 64:
         raise ValueError("identifiant local d'usager invalide")
     value = compute(_tenant_secret(conn, tenant_id), person_local_id)
-    conn.execute(
+    transaction = _transaction(conn)
+    inserted = _INSERTED.get(transaction) if transaction is not None else None
+    if inserted is not None and (tenant_id, value) in inserted:
+        return value  # this transaction wrote the mapping already
+    written = conn.execute(
         _insert_ignore(conn, audit_pseudonyms, ["tenant_id", "pseudonym"]).values(
             tenant_id=tenant_id, pseudonym=value, person_local_id=person_local_id,
             created_at=dt.datetime.now(dt.UTC),
-        )
-    )
+        ).returning(audit_pseudonyms.c.tenant_id)  # a row: inserted now (psycopg's rowcount says -1)
+    ).first()
+    if written is not None and transaction is not None:
+        _INSERTED.setdefault(transaction, set()).add((tenant_id, value))
     return value
 
 
@@ -76,6 +114,12 @@ def resolve_pseudonym(conn: Connection, tenant_id: str, value: str) -> str | Non
 
 def erase_person_mapping(conn: Connection, tenant_id: str, person_local_id: str) -> bool:
     """Forget which person a pseudonym designates (the log itself is untouched)."""
+    # This transaction's entries that name the person write the mapping again (another open
+    # transaction's own inserts are not yet visible to this delete, so it keeps them).
+    for transaction in {conn.get_nested_transaction(), conn.get_transaction()} - {None}:
+        inserted = _INSERTED.get(transaction)
+        if inserted:
+            inserted.difference_update([item for item in inserted if item[0] == tenant_id])
     deleted = conn.execute(
         sa.delete(audit_pseudonyms).where(
             audit_pseudonyms.c.tenant_id == tenant_id,
