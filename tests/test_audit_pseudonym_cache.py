@@ -55,9 +55,10 @@ def test_the_tenant_key_is_read_once_committed_then_never_again(store):
     assert touching(seen, "audit_pseudonym_keys") == [] and len(touching(seen, "into audit_pseudonyms (")) == 1
 
 
-def test_a_mapping_is_inserted_once_per_transaction(store):
+@pytest.mark.parametrize("known", [False, True], ids=["new-person", "known-person"])
+def test_a_mapping_is_written_once_per_transaction(store, known):
     with write_transaction(store.engine) as conn:
-        pseudonym(conn, "tenant-a", "U000000")  # the key exists and is committed
+        pseudonym(conn, "tenant-a", "U000001" if known else "U000000")  # the key exists, committed
     with statements(store.engine) as seen, write_transaction(store.engine) as conn:
         value = pseudonym(conn, "tenant-a", "U000001")
         assert pseudonym(conn, "tenant-a", "U000001") == value

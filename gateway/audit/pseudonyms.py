@@ -13,10 +13,13 @@ mapping:
 - the tenant's key, per engine, once read as committed: nothing updates or deletes a committed
   key (every process computes the same pseudonyms with it). A key this transaction created is
   not cached until it is read again in a later transaction (a rollback would take it away);
-- the mappings this transaction itself inserted (the decision and the entry that follows it in
-  the same transaction name the same person): not inserted twice. Nothing is kept across
-  transactions, so a mapping erased by any process is written again by the next entry that
-  names the person, as without a cache; `erase_person_mapping` forgets the transaction's own.
+- the mappings this transaction wrote or found (the decision and the entry that follows it in
+  the same transaction name the same person): not written twice. Nothing is kept across
+  transactions, so a mapping erased by any process is written again by the next transaction
+  that names the person, as without a cache; `erase_person_mapping` in the transaction itself
+  forgets them. (An erasure committed by another process while this transaction runs may leave
+  its entries without a mapping — as it may without the cache, if it commits just after this
+  transaction's last write: the pseudonym stays right, only no longer resolvable.)
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def _insert_ignore(conn: Connection, table: sa.Table, keys: list[str]):
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # root transaction -> tenant ids whose key it created (not yet committed, so not cached)
 _CREATED_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# innermost transaction -> (tenant id, pseudonym) mappings it inserted
+# innermost transaction -> (tenant id, pseudonym) mappings it wrote or found
 _INSERTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -89,14 +92,14 @@ def pseudonym(conn: Connection, tenant_id: str, person_local_id: str) -> str:
     transaction = _transaction(conn)
     inserted = _INSERTED.get(transaction) if transaction is not None else None
     if inserted is not None and (tenant_id, value) in inserted:
-        return value  # this transaction wrote the mapping already
-    written = conn.execute(
+        return value  # this transaction wrote or found the mapping already
+    conn.execute(
         _insert_ignore(conn, audit_pseudonyms, ["tenant_id", "pseudonym"]).values(
             tenant_id=tenant_id, pseudonym=value, person_local_id=person_local_id,
             created_at=dt.datetime.now(dt.UTC),
-        ).returning(audit_pseudonyms.c.tenant_id)  # a row: inserted now (psycopg's rowcount says -1)
-    ).first()
-    if written is not None and transaction is not None:
+        )
+    )
+    if transaction is not None:
         _INSERTED.setdefault(transaction, set()).add((tenant_id, value))
     return value
 
@@ -114,8 +117,8 @@ def resolve_pseudonym(conn: Connection, tenant_id: str, value: str) -> str | Non
 
 def erase_person_mapping(conn: Connection, tenant_id: str, person_local_id: str) -> bool:
     """Forget which person a pseudonym designates (the log itself is untouched)."""
-    # This transaction's entries that name the person write the mapping again (another open
-    # transaction's own inserts are not yet visible to this delete, so it keeps them).
+    # This transaction's later entries that name the person write the mapping again (another
+    # open transaction's own inserts are not visible to this delete, so it keeps them).
     for transaction in {conn.get_nested_transaction(), conn.get_transaction()} - {None}:
         inserted = _INSERTED.get(transaction)
         if inserted:
