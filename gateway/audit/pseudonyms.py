@@ -45,6 +45,14 @@ def _insert_ignore(conn: Connection, table: sa.Table, keys: list[str]):
     return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
+# Built once per dialect, values passed at execution: SQLAlchemy finds its compiled form in its
+# cache without building a cache key from new `.values()` every time.
+_INSERT_MAPPING = {
+    name: dialect.insert(audit_pseudonyms).on_conflict_do_nothing(index_elements=["tenant_id", "pseudonym"])
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 # engine -> {tenant id: committed key}
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # root transaction -> tenant ids whose key it created (not yet committed, so not cached)
@@ -93,12 +101,9 @@ def pseudonym(conn: Connection, tenant_id: str, person_local_id: str) -> str:
     inserted = _INSERTED.get(transaction) if transaction is not None else None
     if inserted is not None and (tenant_id, value) in inserted:
         return value  # this transaction wrote or found the mapping already
-    conn.execute(
-        _insert_ignore(conn, audit_pseudonyms, ["tenant_id", "pseudonym"]).values(
-            tenant_id=tenant_id, pseudonym=value, person_local_id=person_local_id,
-            created_at=dt.datetime.now(dt.UTC),
-        )
-    )
+    conn.execute(_INSERT_MAPPING["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], {
+        "tenant_id": tenant_id, "pseudonym": value, "person_local_id": person_local_id,
+        "created_at": dt.datetime.now(dt.UTC)})
     if transaction is not None:
         _INSERTED.setdefault(transaction, set()).add((tenant_id, value))
     return value
