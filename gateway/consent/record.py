@@ -51,6 +51,10 @@ def audit_decision(conn: Connection, request: DecisionRequest, decision: Decisio
                  refs={k: v for k, v in refs.items() if v})  # the log's own clock (L26)
 
 
+# Built once, values passed at execution (no new cache key built for each decision).
+_INSERT_DECISION = sa.insert(consent_decisions)
+
+
 def decide_and_record(conn: Connection, request: DecisionRequest, *,
                       now: dt.datetime | None = None) -> Decision:
     """Decide, then log and audit the decision in `conn`'s open transaction."""
@@ -58,7 +62,7 @@ def decide_and_record(conn: Connection, request: DecisionRequest, *,
 
     state = load_state(conn, request.tenant_id, request.person_local_id)
     decision = decide(state, request, now=now)
-    conn.execute(sa.insert(consent_decisions).values(
+    conn.execute(_INSERT_DECISION, dict(
         id=decision.id, tenant_id=request.tenant_id, person_id=state.person_id,
         decided_at=decision.decided_at, effect=decision.effect.value, regime=decision.regime,
         system=request.system.value, purpose=request.purpose[:20],
