@@ -297,6 +297,15 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
 
 # -------------------------------------------------------------------------------- main
 
+def http_stack() -> str:
+    """What uvicorn runs on here ("auto" picks httptools and uvloop when installed)."""
+    import importlib.util
+
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{parser} + {loop}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
@@ -325,7 +334,8 @@ def main() -> int:
     items = plans(args.n + 10)
     warm, items = items[args.n:], items[:args.n]
     results: dict = {"n": args.n, "python": platform.python_version(), "cpus": os.cpu_count(),
-                     "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0]}
+                     "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0],
+                     "uvicorn_http": http_stack()}
     with tempfile.TemporaryDirectory() as tmp:
         results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items)
         clients = [int(c) for c in args.clients.split(",")]
@@ -348,7 +358,8 @@ def main() -> int:
     one = results["one_process"]
     direct = one["baseline_direct_post_per_s"]
     print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker; "
-          f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}")
+          f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}; "
+          f"uvicorn on {results['uvicorn_http']}")
     print("One process (API + worker + peer):")
     print(f"  {'measure':<46}{'plans/s':>10}{'× baseline':>12}")
     print(f"  {'baseline: POST the Bundle to the peer':<46}{direct:>10.1f}{1:>12.2f}")
