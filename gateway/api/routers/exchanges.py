@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -44,9 +45,9 @@ class ExchangeIn(BaseModel):
 
 
 @router.post("/exchanges", status_code=201, summary="Demander un échange (décision de consentement, mise en forme, file d'envoi)",
-             openapi_extra=json_body(ExchangeIn))
-async def create_exchange(request: Request, response: Response, tenant: Tenant = Depends(get_tenant),
-                          store: Store = Depends(get_store)) -> dict:
+             openapi_extra=json_body(ExchangeIn), response_model=dict)
+async def create_exchange(request: Request, tenant: Tenant = Depends(get_tenant),
+                          store: Store = Depends(get_store)) -> Response:
     data = loads_object(await request.body(), max_bytes=64 * 1024)
     try:
         body = ExchangeIn.model_validate(data)
@@ -65,10 +66,11 @@ async def create_exchange(request: Request, response: Response, tenant: Tenant =
                                             actor=f"key:{tenant.slug}", decider=decider)
     except KeyError as exc:  # unknown payload kind
         raise ApiProblem("invalid-request", str(exc.args[0])) from None
-    if not submitted.created:
-        response.status_code = 200
-    response.headers["Location"] = f"/exchanges/{submitted.exchange.id}"
-    return submitted.exchange.summary()
+    # The summary is JSON-ready (strings, numbers, lists): written by orjson as it is, without
+    # FastAPI's response validation and jsonable_encoder walk (~0.35 ms a request).
+    return Response(orjson.dumps(submitted.exchange.summary()), status_code=201 if submitted.created else 200,
+                    media_type="application/json",
+                    headers={"Location": f"/exchanges/{submitted.exchange.id}"})
 
 
 @router.get("/exchanges", summary="Échanges de la plateforme (filtres, paginé)")
