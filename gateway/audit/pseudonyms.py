@@ -8,11 +8,13 @@ resolve a pseudonym read in the log. `erase_person_mapping` deletes the mapping 
 keeps the pseudonym, stays verifiable, and no longer says whom it designates (end of the
 person's retention period). All functions run in the caller's transaction.
 
-Two caches spare statements on the audit path, neither can yield a wrong pseudonym nor lose a
-mapping:
+Two caches spare statements on the audit path; neither can yield a wrong pseudonym, nor lose a
+mapping that would have been written without them:
 - the tenant's key, per engine, once read as committed: nothing updates or deletes a committed
   key (every process computes the same pseudonyms with it). A key this transaction created is
-  not cached until it is read again in a later transaction (a rollback would take it away);
+  not cached until it is read again in a later transaction (a rollback would take it away).
+  A database restored from before the key existed needs the gateway processes restarted;
+  meanwhile the unique (tenant, person) mapping refuses a second pseudonym for a person;
 - the mappings this transaction wrote or found (the decision and the entry that follows it in
   the same transaction name the same person): not written twice. Nothing is kept across
   transactions, so a mapping erased by any process is written again by the next transaction
