@@ -48,10 +48,35 @@ def _same_base(base: str):
     return sa.or_(X.idempotency_key == base, X.idempotency_key.like(base + "-%"))
 
 
+# The statements of every submission and every send are built once (per dialect or shape where
+# they differ), values passed at execution: SQLAlchemy finds their compiled form in its cache
+# without building a new statement and its cache key each time (see gateway/audit/pseudonyms.py).
+_INSERT_EVENT = sa.insert(exchange_events)
+_INSERT_EXCHANGE = sa.insert(exchanges).returning(X.seq)
+_LOOKUP = (
+    sa.select(X.id, X.status)
+    .where(X.tenant_id == sa.bindparam("tenant_id"), X.system == sa.bindparam("system"),
+           sa.or_(X.idempotency_key == sa.bindparam("base"), X.idempotency_key.like(sa.bindparam("base_like"))))
+    .order_by(X.seq.desc())
+)
+_SUPERSEDABLE = sa.select(X.seq, X.id).where(
+    X.tenant_id == sa.bindparam("tenant_id"),
+    X.person_local_id == sa.bindparam("person_local_id"),
+    X.system == sa.bindparam("system"),
+    X.payload_kind == sa.bindparam("payload_kind"),
+    X.status == Status.queued.value,
+    X.seq < sa.bindparam("newer_seq"),
+    sa.or_(X.plan_version.is_(None), X.plan_version < sa.bindparam("plan_version")),
+)
+_SUPERSEDE = sa.update(exchanges).where(X.seq == sa.bindparam("w_seq")).values(
+    status=Status.superseded.value, superseded_by=sa.bindparam("v_superseded_by"),
+    updated_at=sa.bindparam("v_updated_at"))
+
+
 def add_event(conn: Connection, seq: int, status: Status, now: dt.datetime,
               attempt: int = 0, detail: str | None = None) -> None:
-    conn.execute(sa.insert(exchange_events).values(
-        exchange_seq=seq, at=now, status=status.value, attempt=attempt, detail=detail))
+    conn.execute(_INSERT_EVENT, {"exchange_seq": seq, "at": now, "status": status.value,
+                                 "attempt": attempt, "detail": detail})
 
 
 def find_live(conn: Connection, tenant_id: str, system: str, base: str) -> str | None:
@@ -67,10 +92,8 @@ def find_live(conn: Connection, tenant_id: str, system: str, base: str) -> str |
 def lookup(conn: Connection, tenant_id: str, system: str, base: str) -> tuple[str | None, str]:
     """`find_live` and `free_key` in one query: (the live exchange carrying this request or
     None, the key a new attempt would take)."""
-    rows = conn.execute(
-        sa.select(X.id, X.status).where(X.tenant_id == tenant_id, X.system == system, _same_base(base))
-        .order_by(X.seq.desc())
-    ).all()
+    rows = conn.execute(_LOOKUP, {"tenant_id": tenant_id, "system": system, "base": base,
+                                  "base_like": base + "-%"}).all()
     live = {s.value for s in LIVE}
     existing = next((exchange_id for exchange_id, status in rows if status in live), None)
     return existing, base if not rows else f"{base}-{len(rows) + 1}"
@@ -136,7 +159,7 @@ def insert_exchange(
         created_at=now,
         updated_at=now,
     )
-    seq = conn.execute(sa.insert(exchanges).values(**values).returning(X.seq)).scalar_one()
+    seq = conn.execute(_INSERT_EXCHANGE, values).scalar_one()
     add_event(conn, seq, status, now, detail=detail)
     at = now.astimezone(dt.UTC)  # as UTCDateTime reads it back
     row = _Row(seq=seq, receipt=None, last_error=None, superseded_by=None,
@@ -156,20 +179,12 @@ def supersede_older(conn: Connection, *, tenant_id: str, request: ExchangeReques
                     newer_seq: int, plan_version: int | None, now: dt.datetime) -> list[str]:
     """Queued, not yet claimed items of an older plan version for the same person, target and
     kind are superseded: the newer version will be sent instead (never the older after it)."""
-    rows = conn.execute(
-        sa.select(X.seq, X.id).where(
-            X.tenant_id == tenant_id,
-            X.person_local_id == request.person_local_id,
-            X.system == request.system,
-            X.payload_kind == request.payload_kind,
-            X.status == Status.queued.value,
-            X.seq < newer_seq,
-            sa.or_(X.plan_version.is_(None), X.plan_version < (plan_version or 0)),
-        )
-    ).all()
+    rows = conn.execute(_SUPERSEDABLE, {
+        "tenant_id": tenant_id, "person_local_id": request.person_local_id, "system": request.system,
+        "payload_kind": request.payload_kind, "newer_seq": newer_seq,
+        "plan_version": plan_version or 0}).all()
     for seq, _ in rows:
-        conn.execute(sa.update(exchanges).where(X.seq == seq).values(
-            status=Status.superseded.value, superseded_by=newer_id, updated_at=now))
+        conn.execute(_SUPERSEDE, {"w_seq": seq, "v_superseded_by": newer_id, "v_updated_at": now})
         add_event(conn, seq, Status.superseded, now, detail=f"remplacé par {newer_id}")
     return [exchange_id for _, exchange_id in rows]
 
@@ -194,8 +209,27 @@ class Claimed:
     labels: tuple[str, ...] = ()
 
 
-def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int,
-          systems: Iterable[str] | None = None) -> list[Claimed]:
+@dataclass(frozen=True)
+class _ClaimStatements:
+    due: sa.Select  # is anything queued due at all (ix_exchanges_due: cheap when nothing is)
+    expired: sa.Select  # sending rows whose lease ran out (a dead worker's)
+    queued: sa.Select  # queued rows due now
+
+
+_CLAIM: dict[tuple[str, bool], _ClaimStatements] = {}
+_TAKE = sa.update(exchanges).where(X.seq.in_(sa.bindparam("w_seqs", expanding=True))).values(
+    status=Status.sending.value, lease_owner=sa.bindparam("v_lease_owner"),
+    lease_until=sa.bindparam("v_lease_until"), attempts=X.attempts + 1, updated_at=sa.bindparam("v_updated_at"))
+_TAKEN = sa.select(exchanges).where(X.seq.in_(sa.bindparam("seqs", expanding=True))).order_by(X.seq)
+
+
+def _claim_statements(dialect: str, by_system: bool) -> _ClaimStatements:
+    """The claim's queries for one dialect, with or without a filter on systems, built once;
+    `now`, `limit` and `systems` are passed at execution."""
+    statements = _CLAIM.get((dialect, by_system))
+    if statements is not None:
+        return statements
+    now = sa.bindparam("now", type_=X.next_attempt_at.type)
     earlier = exchanges.alias("earlier")
     blocked = sa.exists().where(
         earlier.c.tenant_id == X.tenant_id,
@@ -204,33 +238,50 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
         earlier.c.seq < X.seq,
         earlier.c.status.in_([s.value for s in PENDING]),
     )
+    attempt_at = X.next_attempt_at
+    if dialect == "sqlite":
+        # `+column` keeps SQLite's planner (no statistics) off ix_exchanges_due for this
+        # term, which would make it sort every due row again.
+        attempt_at = sa.literal_column(f"+{exchanges.name}.next_attempt_at", X.next_attempt_at.type)
+
+    def branch(due):
+        query = sa.select(X.seq).where(due, ~blocked).order_by(X.seq).limit(sa.bindparam("limit", type_=sa.Integer))
+        if by_system:
+            query = query.where(X.system.in_(sa.bindparam("systems", expanding=True)))
+        if dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=exchanges)
+        return query
+
+    statements = _CLAIM[(dialect, by_system)] = _ClaimStatements(
+        due=sa.select(X.seq).where(X.status == Status.queued.value, X.next_attempt_at <= now).limit(1),
+        expired=branch(sa.and_(X.status == Status.sending.value, X.lease_until < now)),
+        queued=branch(sa.and_(X.status == Status.queued.value, attempt_at <= now)),
+    )
+    return statements
+
+
+def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int,
+          systems: Iterable[str] | None = None) -> list[Claimed]:
+    statements = _claim_statements("postgresql" if conn.dialect.name == "postgresql" else "sqlite",
+                                   systems is not None)
+    params = {"now": now, "limit": limit}
+    if systems is not None:
+        params["systems"] = list(systems)
     # Two queries, not one with OR: with an OR both engines gathered every due row, checked each
     # against `blocked`, then sorted them all — 0.3-0.5 s a pass with 100,000 queued. Each branch
     # alone walks ix_exchanges_claim (status, seq, …) in seq order and stops at `limit`.
-    branches = [sa.and_(X.status == Status.sending.value, X.lease_until < now)]  # a dead worker's lease
-    if conn.execute(sa.select(X.seq).where(X.status == Status.queued.value, X.next_attempt_at <= now)
-                    .limit(1)).first() is not None:  # ix_exchanges_due: cheap when nothing is due
-        attempt_at = X.next_attempt_at
-        if conn.dialect.name == "sqlite":
-            # `+column` keeps SQLite's planner (no statistics) off ix_exchanges_due for this
-            # term, which would make it sort every due row again.
-            attempt_at = sa.literal_column(f"+{exchanges.name}.next_attempt_at", X.next_attempt_at.type)
-        branches.append(sa.and_(X.status == Status.queued.value, attempt_at <= now))
+    branches = [statements.expired]
+    if conn.execute(statements.due, {"now": now}).first() is not None:
+        branches.append(statements.queued)
     seqs = []
-    for due in branches:
-        query = sa.select(X.seq).where(due, ~blocked).order_by(X.seq).limit(limit)
-        if systems is not None:
-            query = query.where(X.system.in_(list(systems)))
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=exchanges)
-        seqs += conn.execute(query).scalars()
+    for query in branches:
+        seqs += conn.execute(query, params).scalars()
     seqs = sorted(seqs)[:limit]
     if not seqs:
         return []
-    conn.execute(sa.update(exchanges).where(X.seq.in_(seqs)).values(
-        status=Status.sending.value, lease_owner=owner, lease_until=now + lease,
-        attempts=X.attempts + 1, updated_at=now))
-    rows = conn.execute(sa.select(exchanges).where(X.seq.in_(seqs)).order_by(X.seq)).all()
+    conn.execute(_TAKE, {"w_seqs": seqs, "v_lease_owner": owner, "v_lease_until": now + lease,
+                         "v_updated_at": now})
+    rows = conn.execute(_TAKEN, {"seqs": seqs}).all()
     claimed = []
     for row in rows:
         add_event(conn, row.seq, Status.sending, now, attempt=row.attempts, detail=owner)
@@ -246,25 +297,41 @@ def claim(conn: Connection, *, owner: str, now: dt.datetime, lease: dt.timedelta
     return claimed
 
 
+_RENEW = sa.update(exchanges).where(
+    X.seq == sa.bindparam("w_seq"), X.lease_owner == sa.bindparam("w_owner"), X.status == Status.sending.value,
+).values(lease_until=sa.bindparam("v_lease_until"))
+_STILL_OURS = sa.select(X.status, X.lease_owner).where(X.seq == sa.bindparam("seq"))
+
+
 def renew_lease(conn: Connection, seq: int, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
     """Extend the lease of an item this worker is about to send; False when it is no longer
     this worker's (claimed again by another after the lease ran out, or cancelled)."""
-    renewed = conn.execute(sa.update(exchanges).where(
-        X.seq == seq, X.lease_owner == owner, X.status == Status.sending.value).values(lease_until=now + lease))
+    renewed = conn.execute(_RENEW, {"w_seq": seq, "w_owner": owner, "v_lease_until": now + lease})
     return renewed.rowcount == 1
+
+
+_COMPLETE: dict[tuple[str, ...], sa.Update] = {}
 
 
 def _complete(conn: Connection, seq: int, owner: str, **values) -> bool:
     """A worker only completes what it still holds (the lease may have been taken over, or the
-    item cancelled by a consent withdrawal while it was sending): one conditional update."""
-    done = conn.execute(sa.update(exchanges).where(
-        X.seq == seq, X.status == Status.sending.value, X.lease_owner == owner).values(**values))
+    item cancelled by a consent withdrawal while it was sending): one conditional update, built
+    once for each set of columns it writes."""
+    columns = tuple(values)
+    statement = _COMPLETE.get(columns)
+    if statement is None:
+        statement = _COMPLETE[columns] = sa.update(exchanges).where(
+            X.seq == sa.bindparam("w_seq"), X.status == Status.sending.value,
+            X.lease_owner == sa.bindparam("w_owner"),
+        ).values({column: sa.bindparam(f"v_{column}") for column in columns})
+    done = conn.execute(statement, {"w_seq": seq, "w_owner": owner,
+                                    **{f"v_{column}": value for column, value in values.items()}})
     return done.rowcount == 1
 
 
 def still_ours(conn: Connection, seq: int, owner: str) -> bool:
     """Is this item still sending under this worker's lease (read only)?"""
-    row = conn.execute(sa.select(X.status, X.lease_owner).where(X.seq == seq)).one()
+    row = conn.execute(_STILL_OURS, {"seq": seq}).one()
     return row.status == Status.sending.value and row.lease_owner == owner
 
 
