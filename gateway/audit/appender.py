@@ -28,7 +28,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import event, exc
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -39,6 +39,7 @@ from gateway.audit.log import (
     AuditError,
     _prepared_insert,
     append_many,
+    as_sqlalchemy_error,
     copy_rows,
     leaf_rows,
 )
@@ -184,15 +185,13 @@ class Appender:
                 connection.detach()  # ours alone; the pool opens another for others
                 self._connection = connection
                 dbapi = connection.dbapi_connection
-                write = _write_sqlite if backend == "sqlite" else _write_postgresql
                 dialect = self.engine.dialect
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
                     try:
-                        return write(dbapi, prepared, entries)
-                    except dialect.loaded_dbapi.Error as error:  # as SQLAlchemy raises it, no parameters
-                        raise exc.DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error,
-                                                      hide_parameters=True, dialect=dialect) from error
+                        return _write(dbapi, backend, prepared, entries)
+                    except dialect.loaded_dbapi.Error as error:
+                        raise as_sqlalchemy_error(dialect, error) from error
 
                 self._write = write_batch
         return self._write
@@ -213,46 +212,30 @@ class Appender:
                 pass
 
 
-def _write_sqlite(dbapi, prepared, entries: Sequence[AuditEntry]) -> int:
+def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> int:
+    """One batch in one transaction on the appender's own DB-API connection: the lock, rows and
+    head move of `log.append_many`, then the commit."""
     cursor = dbapi.cursor()
-    cursor.execute("BEGIN IMMEDIATE")  # the database write lock, up to busy_timeout
     try:
-        size, blob = cursor.execute(_LOCK["sqlite"]).fetchone()
+        if backend == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")  # the database write lock, up to busy_timeout
+        size, blob = cursor.execute(_LOCK[backend]).fetchone()
         frontier = merkle.unpack(blob)
-        if len(entries) == 1:
-            cursor.execute(_INSERT["sqlite"], next(leaf_rows(entries, size, frontier, prepared)))
+        if backend == "postgresql" and len(entries) >= COPY_FROM:
+            copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+        elif len(entries) == 1:
+            cursor.execute(_INSERT[backend], next(leaf_rows(entries, size, frontier, prepared)))
         else:
-            cursor.executemany(_INSERT["sqlite"], leaf_rows(entries, size, frontier, prepared))
-        cursor.execute(_MOVE["sqlite"], (size + len(entries), merkle.pack(frontier), size))
+            cursor.executemany(_INSERT[backend], list(leaf_rows(entries, size, frontier, prepared)))
+        cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))
         if cursor.rowcount != 1:
             raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
-        cursor.execute("COMMIT")
+        dbapi.commit()  # sqlite3 without isolation level: commits the BEGIN IMMEDIATE above
     except BaseException:
         _rollback(dbapi)
         raise
     finally:
         cursor.close()
-    return size
-
-
-def _write_postgresql(dbapi, prepared, entries: Sequence[AuditEntry]) -> int:
-    try:
-        with dbapi.cursor() as cursor:
-            size, blob = cursor.execute(_LOCK["postgresql"]).fetchone()
-            frontier = merkle.unpack(blob)
-            if len(entries) >= COPY_FROM:
-                copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
-            elif len(entries) == 1:
-                cursor.execute(_INSERT["postgresql"], next(leaf_rows(entries, size, frontier, prepared)))
-            else:
-                cursor.executemany(_INSERT["postgresql"], list(leaf_rows(entries, size, frontier, prepared)))
-            cursor.execute(_MOVE["postgresql"], (size + len(entries), merkle.pack(frontier), size))
-            if cursor.rowcount != 1:
-                raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
-        dbapi.commit()
-    except BaseException:
-        _rollback(dbapi)
-        raise
     return size
 
 

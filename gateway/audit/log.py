@@ -89,12 +89,10 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     if prepared and conn.dialect.name == "postgresql" and len(entries) >= COPY_FROM:
         # COPY … FROM STDIN (binary) on the same connection, in the same transaction, rows
         # streamed as they are made: the server stores them while the next ones are hashed
-        dbapi_error = conn.dialect.loaded_dbapi.Error
         try:
             copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
-        except dbapi_error as error:  # as SQLAlchemy raises it, no parameters
-            raise sa.exc.DBAPIError.instance(None, None, error, dbapi_error, hide_parameters=True,
-                                             dialect=conn.dialect) from error
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise as_sqlalchemy_error(conn.dialect, error) from error
     elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
         rows = list(leaf_rows(entries, size, frontier, prepared))
@@ -138,6 +136,13 @@ def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], p
         if bind_body:
             body = bind_body(body)
         yield seq, entry.tenant_id, entry.action, stored_at, body
+
+
+def as_sqlalchemy_error(dialect, error: Exception) -> sa.exc.DBAPIError:
+    """A driver error met outside SQLAlchemy's execute, as SQLAlchemy would raise it (its type,
+    parameters hidden)."""
+    return sa.exc.DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error, hide_parameters=True,
+                                      dialect=dialect)
 
 
 def copy_rows(dbapi_connection, rows: Iterable[tuple]) -> None:
