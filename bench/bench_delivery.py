@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +40,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from bench import common  # noqa: E402
 from connectors.base import RetryPolicy  # noqa: E402
 from connectors.eparcours import EparcoursConnector  # noqa: E402
 from connectors.fhirhttp import FhirEndpoint  # noqa: E402
@@ -153,22 +153,6 @@ def one_process(url: str, key_dir: Path, items: list[Plan]) -> dict:
 
 # ------------------------------------------------------------------------------- split
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
 def _exit_later() -> None:
     timer = threading.Timer(PROCESS_TIMEOUT, lambda: os._exit(3))
     timer.daemon = True
@@ -215,27 +199,11 @@ def run_worker(url: str, peer_url: str, port: int) -> None:
         worker.serve(idle=0.01)
 
 
-class Child:
+class Child(common.Child):
     """This script run again in a child process in one of the modes above."""
 
     def __init__(self, *args: str):
-        self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, __file__, *args, "--port", str(self.port)],
-                                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the process so far (all its threads)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().__init__(__file__, *args)
 
 
 def sent_count(store: Store) -> int:

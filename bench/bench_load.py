@@ -33,9 +33,7 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,27 +48,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from bench import common  # noqa: E402
+
 FIXTURE = ROOT / "fixtures/plans/p001-enfant-tnd.json"
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
 PROCESS_TIMEOUT = 900  # seconds: helper processes stop by themselves after this
 INFORMATION = {"informed_at": "2026-11-20T10:00:00+01:00", "method": "written", "informed_by": "PRO-1",
                "notice_version": "v1", "topics": ["care-team-sharing", "cross-category-exchange"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 # --------------------------------------------------------------------- helper processes
@@ -109,22 +93,11 @@ def run_api(url: str, port: int, key_dir: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
-class Helper:
+class Helper(common.Child):
     """This script run again in a child process in one of the modes above."""
 
     def __init__(self, *args: str):
-        self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, __file__, *args, "--port", str(self.port)],
-                                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().__init__(__file__, *args)
 
 
 # ------------------------------------------------------------------------------ data
