@@ -25,6 +25,7 @@ from gateway.audit.tables import audit_entries
 from gateway.audit.verify import verify_export
 from gateway.settings import settings
 from gateway.storage import Store
+from tests.support.audit import accept_audit_inserts, refuse_audit_inserts
 
 
 def entry(i: int = 0, tenant_id: str = "t1", **extra) -> AuditEntry:
@@ -59,6 +60,7 @@ class HeldLeader:
         self.go = threading.Event()
         self.entered = threading.Event()
         self.sizes: list[int] = []
+        self.threads: list[threading.Thread] = []
         original = appender._writer
 
         def writer():
@@ -79,8 +81,24 @@ class HeldLeader:
         with self.appender._queue_lock:
             return len(self.appender._queue)
 
+    def lead_and_queue(self, first, queued, count: int) -> tuple[list, list, list, list]:
+        """`first(0)` in one thread, held in the writer; then `queued(n)` in `count` threads,
+        returned once all of them wait behind it. The (results, errors) of both, as in_threads."""
+        threads, results, errors = in_threads(first, 1)
+        assert self.entered.wait(10)
+        more, more_results, more_errors = in_threads(queued, count)
+        wait_until(lambda: self.queued() == count)
+        self.threads = threads + more
+        return results, errors, more_results, more_errors
 
-def in_threads(target, count: int) -> tuple[list, list]:
+    def release(self) -> None:
+        """Let the held batch go on, and wait for every caller started by lead_and_queue."""
+        self.go.set()
+        for t in self.threads:
+            t.join(10)
+
+
+def in_threads(target, count: int) -> tuple[list, list, list]:
     results, errors = [None] * count, [None] * count
 
     def run(n: int) -> None:
@@ -146,13 +164,9 @@ def test_in_memory_sqlite_goes_through_the_engine():
 def test_callers_arriving_during_a_commit_share_the_next_one(store):
     appender = Appender(store.engine)
     held = HeldLeader(appender)
-    threads, results, errors = in_threads(lambda n: appender.append(entry(n)), 1)
-    assert held.entered.wait(10)
-    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(100 + n)), 6)
-    wait_until(lambda: held.queued() == 6)
-    held.go.set()
-    for t in threads + more:
-        t.join(10)
+    results, errors, more_results, more_errors = held.lead_and_queue(
+        lambda n: appender.append(entry(n)), lambda n: appender.append(entry(100 + n)), 6)
+    held.release()
     assert errors == [None] and more_errors == [None] * 6
     assert held.sizes == [1, 6]  # the six waiting callers: one transaction, one commit
     assert results == [0] and sorted(more_results) == list(range(1, 7))
@@ -163,13 +177,9 @@ def test_callers_arriving_during_a_commit_share_the_next_one(store):
 def test_a_batch_never_exceeds_the_bound(store):
     appender = Appender(store.engine, max_batch=4)
     held = HeldLeader(appender)
-    threads, _, errors = in_threads(lambda n: appender.append(entry(n)), 1)
-    assert held.entered.wait(10)
-    more, _, more_errors = in_threads(lambda n: appender.append(entry(n)), 10)
-    wait_until(lambda: held.queued() == 10)
-    held.go.set()
-    for t in threads + more:
-        t.join(10)
+    _, errors, _, more_errors = held.lead_and_queue(lambda n: appender.append(entry(n)),
+                                                    lambda n: appender.append(entry(n)), 10)
+    held.release()
     assert not any(errors + more_errors)
     assert held.sizes == [1, 4, 4, 2]
     appender.close()
@@ -201,34 +211,14 @@ def test_concurrent_callers_build_one_linear_verifiable_tree(store, tmp_path):
 # ------------------------------------------------------------------ failures
 
 
-def _refuse_inserts(store: Store) -> None:
-    with store.engine.begin() as conn:
-        if store.engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                                 "FOR EACH ROW EXECUTE FUNCTION relais_audit_append_only()")
-        else:
-            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                                 "BEGIN SELECT RAISE(ABORT, 'journal d''audit : ajout refusé'); END")
-
-
-def _accept_inserts(store: Store) -> None:
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER test_refuse" + (" ON audit_entries" if store.engine.dialect.name
-                                                           == "postgresql" else ""))
-
-
 def test_a_refused_batch_fails_every_caller_and_writes_nothing(store):
     appender = Appender(store.engine)
     assert appender.append(entry(0)) == 0
-    _refuse_inserts(store)
+    refuse_audit_inserts(store.engine)
     held = HeldLeader(appender)
-    threads, _, errors = in_threads(lambda n: appender.append(entry(1)), 1)
-    assert held.entered.wait(10)
-    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(2 + n)), 4)
-    wait_until(lambda: held.queued() == 4)
-    held.go.set()
-    for t in threads + more:
-        t.join(10)
+    _, errors, more_results, more_errors = held.lead_and_queue(lambda n: appender.append(entry(1)),
+                                                               lambda n: appender.append(entry(2 + n)), 4)
+    held.release()
     # the first batch is refused, then the four callers queued behind it (one batch, refused too)
     assert held.sizes == [1, 4]
     # SQLAlchemy's exception, as a write through the engine would raise it
@@ -237,7 +227,7 @@ def test_a_refused_batch_fails_every_caller_and_writes_nothing(store):
     assert [leaf["seq"] for leaf in stored(store)] == [0]
     with store.engine.connect() as conn:
         assert head(conn)[0] == 1  # the head did not move either
-    _accept_inserts(store)
+    accept_audit_inserts(store.engine)
     assert appender.append(entry(9)) == 1  # no hole, and the appender works again
     appender.close()
 
@@ -245,10 +235,8 @@ def test_a_refused_batch_fails_every_caller_and_writes_nothing(store):
 def test_a_bad_entry_is_refused_for_its_caller_alone(store):
     appender = Appender(store.engine)
     held = HeldLeader(appender)
-    threads, results, errors = in_threads(lambda n: appender.append(entry(0)), 1)
-    assert held.entered.wait(10)
-    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(1 + n)), 3)
-    wait_until(lambda: held.queued() == 3)
+    _, errors, _, more_errors = held.lead_and_queue(lambda n: appender.append(entry(0)),
+                                                    lambda n: appender.append(entry(1 + n)), 3)
     with pytest.raises(EntryError, match="pseudonyme"):  # refused at once, not queued
         appender.append(entry(9, subject="TESTNOM Camille"))
     with pytest.raises(EntryError, match="trop longue"):  # passes check() but cannot fit in a leaf
@@ -258,9 +246,7 @@ def test_a_bad_entry_is_refused_for_its_caller_alone(store):
     with pytest.raises(EntryError, match="date-heure invalide"):
         appender.append(entry(9, at="2026-11-26T12:00:00Z"))
     assert held.queued() == 3
-    held.go.set()
-    for t in threads + more:
-        t.join(10)
+    held.release()
     assert errors == [None] and more_errors == [None] * 3
     assert [leaf["seq"] for leaf in stored(store)] == [0, 1, 2, 3]
     appender.close()
@@ -290,13 +276,9 @@ def test_a_failed_batch_does_not_stop_the_callers_queued_behind_it(store):
 
     appender._writer = writer
     held = HeldLeader(appender)
-    threads, _, errors = in_threads(lambda n: appender.append(entry(0)), 1)
-    assert held.entered.wait(10)
-    more, more_results, more_errors = in_threads(lambda n: appender.append(entry(1 + n)), 3)
-    wait_until(lambda: held.queued() == 3)
-    held.go.set()
-    for t in threads + more:
-        t.join(10)
+    _, errors, more_results, more_errors = held.lead_and_queue(lambda n: appender.append(entry(0)),
+                                                               lambda n: appender.append(entry(1 + n)), 3)
+    held.release()
     assert isinstance(errors[0], ConnectionError)
     assert more_errors == [None] * 3 and sorted(more_results) == [0, 1, 2]
     appender.close()

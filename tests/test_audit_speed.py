@@ -23,13 +23,18 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import gateway.audit.entry as entry_module
 from gateway.audit import append_many, jcs, log
 from gateway.audit.appender import Appender
 from gateway.audit.checkpoint import write_transaction
 from gateway.audit.entry import AuditEntry, EntryError, check, encode, encode_checked, record, timestamp
 from gateway.audit.tables import audit_entries
+from tests.support.audit import refuse_audit_inserts
 
 # ------------------------------------------------------------ the reference check (as it was)
+# Deliberately a verbatim copy of the checks in gateway/audit/entry.py (_check) as they were before
+# the fast path: `duplicates` reports the pair, and that is intended. Do not import or share it:
+# the tests below compare check() with this frozen copy, so a change to either side shows.
 
 _R_PSEUDONYM = re.compile(r"ps1-[0-9a-f]{32}")
 _R_ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
@@ -197,13 +202,27 @@ def test_check_at_every_limit_decides_as_the_reference(cls, change):
     assert outcome(check, entry) == outcome(reference_check, entry)
 
 
-def test_check_fast_path_is_exercised_and_the_comparison_can_fail():
+def test_check_fast_path_is_exercised_and_the_comparison_can_fail(monkeypatch):
     good = AuditEntry("t1", "worker", "exchange.sent", "success", refs={"k": "v"})
     assert outcome(check, good) == ("ok", None)
     # a fast path one character too lenient is caught by the comparison above
     too_long = AuditEntry("t" * 65, "worker", "exchange.sent", "success")
     assert outcome(reference_check, too_long)[0] is EntryError
     assert outcome(check, too_long) == outcome(reference_check, too_long)
+
+    def full_checks(entry):
+        raise AssertionError("the full checks ran")
+
+    # exercised: a usual entry is accepted by the fast path alone (the full checks never run)...
+    with monkeypatch.context() as patch:
+        patch.setattr(entry_module, "_check", full_checks)
+        assert outcome(check, good) == ("ok", None)
+        assert outcome(check, too_long)[0] is AssertionError  # ...and a doubtful one goes on to them
+    # can fail: with a fast path allowing a 65-character tenant, check() and the reference differ
+    lenient = entry_module._FAST.pattern.replace(r"{0,63}\x00", r"{0,64}\x00", 1)
+    assert lenient != entry_module._FAST.pattern
+    monkeypatch.setattr(entry_module, "_FAST", re.compile(lenient))
+    assert outcome(check, too_long) == ("ok", None) != outcome(reference_check, too_long)
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -360,13 +379,7 @@ def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(s
 
 
 def test_a_database_error_during_copy_is_raised_as_sqlalchemy_raises_it(store):
-    with store.engine.begin() as conn:  # the database refuses every insert
-        if store.engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                                 "FOR EACH ROW EXECUTE FUNCTION relais_audit_append_only()")
-        else:
-            conn.exec_driver_sql("CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                                 "BEGIN SELECT RAISE(ABORT, 'journal d''audit : ajout refusé'); END")
+    refuse_audit_inserts(store.engine)  # the database refuses every insert
     with pytest.raises(sa.exc.IntegrityError, match="audit"):
         with write_transaction(store.engine) as conn:
             append_many(conn, _batch(40))
