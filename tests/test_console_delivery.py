@@ -24,9 +24,9 @@ def dead_letter(store, tenant_slug: str = "plateforme-a") -> str:
     request = ExchangeRequest(person_local_id="U000001", system="eparcours",
                               recipient=Recipient("system", "eparcours"), purpose="COC", payload_kind="tddui-bundle")
     with store.transaction() as conn:
-        exchange_id, _ = outbox.insert(conn, tenant_id=tenant.id, request=request, plan_version=1,
-                                       status=Status.queued, key=f"k-{tenant_slug}", actor="test", now=T0,
-                                       payload=b"{}", content_type="application/fhir+json")
+        exchange_id = outbox.insert(conn, tenant_id=tenant.id, request=request, plan_version=1,
+                                    status=Status.queued, key=f"k-{tenant_slug}", actor="test", now=T0,
+                                    payload=b"{}", content_type="application/fhir+json").id
         [item] = outbox.claim(conn, owner="w", now=T0, lease=dt.timedelta(seconds=30), limit=1)
         outbox.mark_dead(conn, item.seq, "w", 1, "[422] CarePlan.title : élément obligatoire absent", T0)
     return exchange_id

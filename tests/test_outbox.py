@@ -30,9 +30,10 @@ def queue(store, tenant, person="U1", version=1, system="eparcours", now=T0) -> 
     req = request(person, system)
     with store.transaction() as conn:
         key = outbox.free_key(conn, tenant.id, system, outbox.idempotency_key(tenant.id, req, version))
-        return outbox.insert(conn, tenant_id=tenant.id, request=req, plan_version=version,
-                             status=Status.queued, key=key, actor="test", now=now,
-                             payload=b"{}", content_type="application/fhir+json")
+        exchange = outbox.insert(conn, tenant_id=tenant.id, request=req, plan_version=version,
+                                 status=Status.queued, key=key, actor="test", now=now,
+                                 payload=b"{}", content_type="application/fhir+json")
+        return exchange.id, exchange.seq
 
 
 def claim(store, owner="w1", now=T0, limit=10):
@@ -121,13 +122,13 @@ def test_an_undelivered_attempt_frees_its_key_for_a_new_one(store, tenant):
     first, _ = queue(store, tenant)
     [item] = claim(store)
     with store.transaction() as conn:
-        assert outbox.find_live(conn, tenant.id, "eparcours", base) == first
+        assert outbox.lookup(conn, tenant.id, "eparcours", base)[0] == first
         outbox.mark_dead(conn, item.seq, "w1", 1, "rejeté", T0)
-        assert outbox.find_live(conn, tenant.id, "eparcours", base) is None
+        assert outbox.lookup(conn, tenant.id, "eparcours", base)[0] is None
         assert outbox.free_key(conn, tenant.id, "eparcours", base) == base + "-2"
 
 
-def test_lookup_says_what_find_live_and_free_key_say(store, tenant):
+def test_lookup_finds_the_live_exchange_and_the_next_free_key(store, tenant):
     base = outbox.idempotency_key(tenant.id, request(), 1)
     with store.reading() as conn:
         assert outbox.lookup(conn, tenant.id, "eparcours", base) == (None, base)
@@ -137,8 +138,7 @@ def test_lookup_says_what_find_live_and_free_key_say(store, tenant):
     [item] = claim(store)
     with store.transaction() as conn:
         outbox.mark_dead(conn, item.seq, "w1", 1, "rejeté", T0)
-        assert outbox.lookup(conn, tenant.id, "eparcours", base) == (
-            outbox.find_live(conn, tenant.id, "eparcours", base), outbox.free_key(conn, tenant.id, "eparcours", base))
+        assert outbox.lookup(conn, tenant.id, "eparcours", base) == (None, base + "-2")
 
 
 @pytest.mark.parametrize("status, fields", [
@@ -152,9 +152,9 @@ def test_an_inserted_exchange_is_returned_as_it_reads_back(store, tenant, status
                           payload_kind="tddui-bundle", data_categories=("plan", "identity"), labels=("minor-secret",))
     paris = dt.timezone(dt.timedelta(hours=1))
     with store.transaction() as conn:
-        inserted = outbox.insert_exchange(conn, tenant_id=tenant.id, request=req, plan_version=3, status=status,
-                                          key="k-1", actor="test", now=T0.astimezone(paris).replace(microsecond=123456),
-                                          decision_id="d-1", **fields)
+        inserted = outbox.insert(conn, tenant_id=tenant.id, request=req, plan_version=3, status=status,
+                                 key="k-1", actor="test", now=T0.astimezone(paris).replace(microsecond=123456),
+                                 decision_id="d-1", **fields)
     with store.reading() as conn:
         assert outbox.get(conn, tenant.id, inserted.id) == inserted
 

@@ -18,6 +18,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -42,10 +43,6 @@ def idempotency_key(tenant_id: str, request: ExchangeRequest, plan_version: int 
     if marker:
         parts.append(marker)
     return "rls-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-
-
-def _same_base(base: str):
-    return sa.or_(X.idempotency_key == base, X.idempotency_key.like(base + "-%"))
 
 
 # The statements of every submission and every send are built once (per dialect or shape where
@@ -79,19 +76,10 @@ def add_event(conn: Connection, seq: int, status: Status, now: dt.datetime,
                                  "attempt": attempt, "detail": detail})
 
 
-def find_live(conn: Connection, tenant_id: str, system: str, base: str) -> str | None:
-    """The exchange already carrying this request, unless it ended without delivery (refused,
-    invalid, dead, cancelled, superseded): those do not stop a new attempt."""
-    return conn.execute(
-        sa.select(X.id).where(X.tenant_id == tenant_id, X.system == system, _same_base(base),
-                              X.status.in_([s.value for s in LIVE]))
-        .order_by(X.seq.desc()).limit(1)
-    ).scalar()
-
-
 def lookup(conn: Connection, tenant_id: str, system: str, base: str) -> tuple[str | None, str]:
-    """`find_live` and `free_key` in one query: (the live exchange carrying this request or
-    None, the key a new attempt would take)."""
+    """(the exchange already carrying this request, or None when every attempt ended without
+    delivery — refused, invalid, dead, cancelled, superseded: those do not stop a new one; the
+    key a new attempt would take), in one query."""
     rows = conn.execute(_LOOKUP, {"tenant_id": tenant_id, "system": system, "base": base,
                                   "base_like": base + "-%"}).all()
     live = {s.value for s in LIVE}
@@ -101,19 +89,10 @@ def lookup(conn: Connection, tenant_id: str, system: str, base: str) -> tuple[st
 
 def free_key(conn: Connection, tenant_id: str, system: str, base: str) -> str:
     """`base` for the first attempt; `base-2`, `base-3`… after attempts that ended undelivered."""
-    used = conn.execute(
-        sa.select(sa.func.count()).where(X.tenant_id == tenant_id, X.system == system, _same_base(base))
-    ).scalar_one()
-    return base if used == 0 else f"{base}-{used + 1}"
+    return lookup(conn, tenant_id, system, base)[1]
 
 
-def insert(conn: Connection, **fields) -> tuple[str, int]:
-    """Insert one exchange (`fields` as `insert_exchange`); returns (id, seq)."""
-    exchange = insert_exchange(conn, **fields)
-    return exchange.id, exchange.seq
-
-
-def insert_exchange(
+def insert(
     conn: Connection,
     *,
     tenant_id: str,
@@ -162,17 +141,10 @@ def insert_exchange(
     seq = conn.execute(_INSERT_EXCHANGE, values).scalar_one()
     add_event(conn, seq, status, now, detail=detail)
     at = now.astimezone(dt.UTC)  # as UTCDateTime reads it back
-    row = _Row(seq=seq, receipt=None, last_error=None, superseded_by=None,
-               **{**values, "next_attempt_at": at if values["next_attempt_at"] else None,
-                  "created_at": at, "updated_at": at})
+    row = SimpleNamespace(seq=seq, receipt=None, last_error=None, superseded_by=None,
+                          **{**values, "next_attempt_at": at if values["next_attempt_at"] else None,
+                             "created_at": at, "updated_at": at})
     return _exchange(row, [Event(at, status.value, 0, detail)])
-
-
-class _Row:
-    """Attribute access over the values of an exchange row, for `_exchange`."""
-
-    def __init__(self, **values):
-        self.__dict__.update(values)
 
 
 def supersede_older(conn: Connection, *, tenant_id: str, request: ExchangeRequest, newer_id: str,

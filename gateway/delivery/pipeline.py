@@ -84,18 +84,18 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
                       actor=actor, now=at, decision_id=decision.decision_id,
                       decision_reasons=decision.reasons)
         if not decision.permit:
-            exchange = outbox.insert_exchange(conn, status=Status.refused,
+            exchange = outbox.insert(conn, status=Status.refused,
                                               detail="; ".join(decision.reasons), **common)
             trail.record(conn, tenant, actor, "exchange.refused", "deny", request, exchange.id,
                          decision_id=decision.decision_id)
         elif errors:
-            exchange = outbox.insert_exchange(
+            exchange = outbox.insert(
                 conn, status=Status.invalid, problems=[p.model_dump(mode="json") for p in problems],
                 detail=f"{len(errors)} erreur(s) de validation du contenu", **common)
             trail.record(conn, tenant, actor, "exchange.invalid", "failure", request, exchange.id,
                          decision_id=decision.decision_id, rules=",".join(sorted({p.rule for p in errors})))
         else:
-            exchange = outbox.insert_exchange(
+            exchange = outbox.insert(
                 conn, status=Status.queued, payload=payload, content_type=kind.content_type,
                 problems=[p.model_dump(mode="json") for p in problems], **common)
             trail.record(conn, tenant, actor, "exchange.queued", "success", request, exchange.id,
@@ -129,7 +129,7 @@ def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
         base = outbox.idempotency_key(tenant.id, request, dead.plan_version)
         key = outbox.free_key(conn, tenant.id, request.system, base)
         at = clock()
-        new = outbox.insert_exchange(
+        new = outbox.insert(
             conn, tenant_id=tenant.id, request=request, plan_version=dead.plan_version,
             status=Status.queued, key=key, actor=actor, now=at, decision_id=dead.decision_id,
             payload=payload, content_type=content_type, replay_of=dead.id,

@@ -126,10 +126,9 @@ def queue_direct(store: Store, tenant: Tenant, i: int, version: int, *, at: dt.d
     payload = tddui.build(restrict(plan, categories), BuildContext(
         tenant_slug=tenant.slug, tenant_finess=FINESS, plan_version=version, now=when, idempotency_key=key))
     with store.transaction() as conn:
-        exchange_id, _ = outbox.insert(conn, tenant_id=tenant.id, request=request, plan_version=version,
-                                       status=Status.queued, key=key, actor="test", now=when,
-                                       payload=payload, content_type=tddui.content_type)
-    return exchange_id
+        return outbox.insert(conn, tenant_id=tenant.id, request=request, plan_version=version,
+                             status=Status.queued, key=key, actor="test", now=when,
+                             payload=payload, content_type=tddui.content_type).id
 
 
 # --------------------------------------------------------------------------------- peer
