@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,17 +29,6 @@ class FhirError(Exception):
             **({"expression": self.expression} if self.expression else {}),
         }]
         return {"resourceType": "OperationOutcome", "issue": issues}
-
-
-_IDS = random.Random()  # seeded from the system's entropy once
-
-
-def _new_id() -> str:
-    """A random version 4 UUID for a new resource. Not `uuid4()`: its `os.urandom` call releases
-    the GIL, ~30 times per TDDUI transaction, each time letting a busy thread of the same process
-    (the demo's, the tests' or the bench's Relais) hold it for up to a switch interval. Ids here
-    need to be unique, not unpredictable."""
-    return uuid.UUID(int=_IDS.getrandbits(128), version=4).hex
 
 
 def _now() -> str:
@@ -116,7 +104,7 @@ class ResourceStore:
                 match = self._conditional(rtype, if_none_exist)
                 if match is not None:
                     return match, False
-            return self._put(rtype, _new_id(), resource), True
+            return self._put(rtype, uuid.uuid4().hex, resource), True
 
     def update(self, rtype: str, rid: str, resource: dict) -> Stored:
         if resource.get("id") not in (None, rid):
@@ -178,7 +166,7 @@ class ResourceStore:
                 check(resource, i)
             if method == "POST":
                 match = self._conditional(rtype, request["ifNoneExist"]) if request.get("ifNoneExist") else None
-                rid = match.resource["id"] if match else _new_id()
+                rid = match.resource["id"] if match else uuid.uuid4().hex
             else:
                 rtype_url, _, rid = url.partition("/")
                 if rtype_url != rtype or not rid:

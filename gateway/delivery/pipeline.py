@@ -84,8 +84,7 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
                       actor=actor, now=at, decision_id=decision.decision_id,
                       decision_reasons=decision.reasons)
         if not decision.permit:
-            exchange = outbox.insert(conn, status=Status.refused,
-                                              detail="; ".join(decision.reasons), **common)
+            exchange = outbox.insert(conn, status=Status.refused, detail="; ".join(decision.reasons), **common)
             trail.record(conn, tenant, actor, "exchange.refused", "deny", request, exchange.id,
                          decision_id=decision.decision_id)
         elif errors:
