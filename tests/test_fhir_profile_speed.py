@@ -1,5 +1,6 @@
-"""The profile walk's fast paths (validator.FAST_FIELDS, prepared once per rule set) give the same
-problems as the walk without them: on the fixtures' TDDUI Bundles, the conformance runner's broken
+"""The profile walk's fast paths (validator.FAST_FIELDS, prepared once per rule set; the structure
+scan standing for the ele-1 / ext-1 / references pass) give the same problems as the walk without
+them: on the fixtures' TDDUI Bundles, the conformance runner's broken
 copies, the gate's reference Bundle, and random mutations of all of these (values dropped,
 duplicated, swapped for other values of the same document, lists reordered)."""
 
@@ -15,6 +16,7 @@ from gateway.conformance.fhir import Validator, tddui_gate
 from gateway.conformance.fhir import examples as ex
 from gateway.conformance.fhir import validator as V
 from gateway.conformance.fhir.rules import RuleSet
+from gateway.model.problem import errors
 from tests.test_fhir_structure_support import broken_copies, fixture_bundles
 
 POLICIES = [
@@ -43,6 +45,7 @@ def pairs() -> list[tuple[Validator, Validator]]:
         reference = Validator(RuleSet(copy.deepcopy(data)), **policy)
         for profile in reference.rules.profiles.values():
             _strip(profile["root"])
+        reference.scan_shortcut = False
         out.append((fast, reference))
     return out
 
@@ -218,3 +221,143 @@ def test_large_values_are_not_remembered(pairs):
     _same(pairs, doc)
     fast = pairs[0][0]
     assert fast._clean and all(len(memo[-1]) <= V.CLEAN_BYTES for memo in fast._clean)
+
+
+def _resources(doc: dict) -> list[dict]:
+    return [e["resource"] for e in doc["entry"]]
+
+
+def _variants_for_the_native_pass(base: dict) -> list[dict]:
+    """Bundles where the native pass (ele-1, ext-1, references) has something to say, or nearly."""
+    edits = []
+
+    def edit(fn):
+        edits.append(fn)
+        return fn
+
+    @edit
+    def empty_element(doc):
+        _resources(doc)[1]["identifier"][0]["type"] = {}
+
+    @edit
+    def element_with_only_an_id(doc):
+        _resources(doc)[1]["identifier"][0]["type"] = {"id": "t1"}
+
+    @edit
+    def element_with_an_id_and_more(doc):
+        _resources(doc)[1]["identifier"][0]["type"]["id"] = "t1"
+
+    @edit
+    def empty_entry(doc):
+        doc["entry"].append({})
+
+    @edit
+    def entry_with_only_an_id(doc):
+        doc["entry"].append({"id": "e1"})
+
+    @edit
+    def primitive_extension_object_with_only_an_id(doc):
+        _resources(doc)[0]["_id"] = {"id": "x"}
+
+    @edit
+    def extension_with_value_and_extensions(doc):
+        _resources(doc)[-1]["extension"] = [{"url": "urn:x", "valueString": "a", "extension": [{"url": "b", "valueString": "c"}]}]
+
+    @edit
+    def extension_with_neither(doc):
+        _resources(doc)[-1]["modifierExtension"] = [{"url": "urn:x"}]
+
+    @edit
+    def nested_extension_with_neither(doc):
+        _resources(doc)[-1]["extension"] = [{"url": "urn:x", "extension": [{"url": "b"}]}]
+
+    @edit
+    def extension_of_a_primitive_with_neither(doc):
+        _resources(doc)[-1]["_status"] = {"extension": [{"url": "urn:x"}]}
+
+    @edit
+    def extension_of_a_primitive_with_a_value(doc):
+        _resources(doc)[-1]["_status"] = {"extension": [{"url": "urn:x", "valueCode": "a"}]}
+
+    @edit
+    def unresolved_internal_reference(doc):
+        _resources(doc)[-1]["for"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}
+
+    @edit
+    def relative_reference_resolved_by_type_and_id(doc):
+        target = _resources(doc)[0]
+        target["id"] = "t-1"
+        _resources(doc)[-1]["owner"] = {"reference": f"{target['resourceType']}/t-1"}
+
+    @edit
+    def relative_reference_resolved_against_the_entry_base_only(doc):
+        target = _resources(doc)[0]
+        target["id"] = "other"
+        doc["entry"][0]["fullUrl"] = f"https://example.org/fhir/{target['resourceType']}/o1"
+        doc["entry"][-1]["fullUrl"] = "https://example.org/fhir/Task/t1"
+        _resources(doc)[-1]["owner"] = {"reference": f"{target['resourceType']}/o1"}
+
+    @edit
+    def relative_reference_unresolved(doc):
+        _resources(doc)[-1]["owner"] = {"reference": "Organization/nowhere"}
+
+    @edit
+    def absolute_and_contained_and_conditional_references(doc):
+        task = _resources(doc)[-1]
+        task["owner"] = {"reference": "https://elsewhere.example/fhir/Organization/1"}
+        task["requester"] = {"reference": "#c1"}
+        task["focus"] = {"reference": "Patient?identifier=x|1"}
+
+    @edit
+    def reference_not_a_string(doc):
+        _resources(doc)[-1]["owner"] = {"reference": 3}
+
+    @edit
+    def reference_as_an_empty_string(doc):
+        _resources(doc)[-1]["owner"] = {"reference": ""}
+
+    @edit
+    def reference_in_the_bundle_outside_entries(doc):
+        doc["signature"] = {"type": [{"system": "urn:x", "code": "1"}], "when": "2026-01-01T00:00:00Z",
+                            "who": {"reference": "urn:uuid:00000000-0000-0000-0000-000000000001"}}
+
+    @edit
+    def primitive_named_reference(doc):  # a uri element named reference (not a Reference)
+        doc["entry"].append({"fullUrl": "urn:uuid:00000000-0000-0000-0000-000000000002",
+                             "resource": {"resourceType": "ImplementationGuide", "url": "urn:x", "name": "X",
+                                          "status": "draft", "packageId": "x", "fhirVersion": ["4.0.1"],
+                                          "definition": {"resource": [{"reference": {"reference": "urn:nope"}}],
+                                                         "page": {"nameUrl": "x", "title": "t", "generation": "html"}}},
+                             "request": {"method": "POST", "url": "ImplementationGuide"}})
+
+    out = []
+    for fn in edits:
+        doc = copy.deepcopy(base)
+        fn(doc)
+        out.append(doc)
+    return out
+
+
+def test_the_structure_scan_stands_for_the_native_pass_only_where_it_would_find_nothing(pairs):
+    base = orjson.loads(orjson.dumps(ex.bundle(extra_tasks=1)))
+    variants = _variants_for_the_native_pass(base)
+    for doc in [base, *variants]:
+        _same(pairs, doc)
+    for doc in [base, *variants]:  # each resource alone (no Bundle: no references resolved)
+        for entry in doc["entry"]:
+            _same(pairs, entry.get("resource"))
+    fast = pairs[1][0]
+    assert not errors(fast.validate(copy.deepcopy(base)))
+    native = {"invariant:ele-1", "invariant:ext-1", "reference-unresolved"}
+    said = [{p.rule for p in fast.validate(copy.deepcopy(doc))} & native for doc in variants]
+    assert sum(1 for rules in said if rules) >= 10  # most edits are seen by the native pass
+
+
+def test_a_structure_scan_with_a_finding_lets_the_native_pass_locate_it(pairs):
+    doc = orjson.loads(orjson.dumps(ex.bundle(extra_tasks=1)))
+    doc["entry"][-1]["resource"]["extension"] = [{"url": "urn:x"}]
+    doc["entry"][-1]["resource"]["owner"] = {"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"}
+    found = {(p.location, p.rule) for p in pairs[1][0].validate(doc)}
+    last = len(doc["entry"]) - 1
+    assert (f"Bundle.entry[{last}].resource.extension[0]", "invariant:ext-1") in found
+    assert (f"Bundle.entry[{last}].resource.owner.reference", "reference-unresolved") in found

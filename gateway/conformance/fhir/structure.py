@@ -267,8 +267,10 @@ def _primitive_message(ptype: str, problem: str, v) -> tuple[str, str]:
     return (f"valeur au format {ptype} invalide : {shown}", f"value does not match the {ptype} format: {shown}")
 
 
-# kinds of property
-PRIM, PRIM_LIST, COMPLEX, COMPLEX_LIST, RES, RES_LIST, EXT, EXT_LIST, RTYPE = range(9)
+# kinds of property; REF and EXTENSIONS are PRIM and COMPLEX_LIST seen by `scan` (references, ext-1)
+PRIM, PRIM_LIST, COMPLEX, COMPLEX_LIST, RES, RES_LIST, EXT, EXT_LIST, RTYPE, REF, EXTENSIONS = range(11)
+_PLAIN = {REF: PRIM, EXTENSIONS: COMPLEX_LIST}
+_EXT_KEYS = ("extension", "modifierExtension")
 
 
 class Finding(NamedTuple):
@@ -335,7 +337,7 @@ class Structure:
             if mn:
                 bit = bits[prop] = 1 << len(bits)
             if leaf in self.checkers:
-                table[prop] = (PRIM_LIST if many else PRIM, self.checkers[leaf], bit, 0)
+                table[prop] = (PRIM_LIST if many else REF if prop == "reference" else PRIM, self.checkers[leaf], bit, 0)
                 if ext:
                     table["_" + prop] = (EXT_LIST if many else EXT, leaf, bit, 0)
                 if mn:
@@ -344,7 +346,9 @@ class Structure:
                 if leaf == "Resource":
                     table[prop] = (RES_LIST if many else RES, None, bit, 0)
                 else:
-                    table[prop] = (COMPLEX_LIST if many else COMPLEX, leaf, bit, 0)
+                    table[prop] = (EXTENSIONS if prop in _EXT_KEYS else COMPLEX_LIST if many else COMPLEX, leaf, bit, 0)
+                if prop in _EXT_KEYS and not many:  # scan would miss ext-1 there: not this module's data
+                    raise StructureSchemaError(f"{name}.{prop} is not a list of extensions")
                 if mn:
                     required.append(prop)
         groups = []
@@ -364,14 +368,24 @@ class Structure:
 
     # --- fast pass: valid or not ------------------------------------------------------------------
     def valid(self, resource) -> bool:
+        return self.scan(resource) is not None
+
+    def scan(self, resource) -> list | None:
+        """None when the base structure is invalid; else the string values of the `reference`
+        elements met, with a None for each element the validator's ele-1 / ext-1 pass would refuse
+        (empty, only an id; an extension with both or neither extensions and value). That pass
+        gives nothing on a resource whose list holds no None."""
         if not isinstance(resource, dict):
-            return False
+            return None
         rtype = resource.get("resourceType")
         if type(rtype) is not str or rtype not in self.resources:
-            return False
-        return self._ok(resource, self._type(rtype))
+            return None
+        found: list = []
+        return found if self._ok(resource, self._type(rtype), found) else None
 
-    def _ok(self, obj: dict, t: _Type) -> bool:
+    def _ok(self, obj: dict, t: _Type, found: list) -> bool:
+        if len(obj) < 2 and (not obj or "id" in obj):
+            found.append(None)  # ele-1
         table = t.table
         seen = 0
         groups = 0
@@ -384,23 +398,30 @@ class Structure:
                 if arg(v) is not None:
                     return False
             elif kind == COMPLEX:
-                if type(v) is not dict or not self._ok(v, self._types.get(arg) or self._type(arg)):
+                if type(v) is not dict or not self._ok(v, self._types.get(arg) or self._type(arg), found):
                     return False
-            elif kind == COMPLEX_LIST:
+            elif kind == COMPLEX_LIST or kind == EXTENSIONS:
                 if type(v) is not list:
                     return False
                 sub = self._types.get(arg) or self._type(arg)
                 for x in v:
-                    if type(x) is not dict or not self._ok(x, sub):
+                    if type(x) is not dict or not self._ok(x, sub, found):
                         return False
+                    if kind == EXTENSIONS and ("extension" in x) == any(y.startswith("value") for y in x):
+                        found.append(None)  # ext-1
             elif kind == PRIM_LIST:
                 if type(v) is not list:
                     return False
                 for x in v:
                     if x is not None and arg(x) is not None:
                         return False
+            elif kind == REF:
+                if arg(v) is not None:
+                    return False
+                if type(v) is str:
+                    found.append(v)
             elif kind == EXT:
-                if not self._ext_ok(v):
+                if not self._ext_ok(v, found):
                     return False
                 if bit and v.get("extension"):
                     seen |= bit
@@ -409,17 +430,17 @@ class Structure:
                 if type(v) is not list:
                     return False
                 for x in v:
-                    if x is not None and not self._ext_ok(x):
+                    if x is not None and not self._ext_ok(x, found):
                         return False
                 continue
             elif kind == RES:
-                if not self._resource_ok(v):
+                if not self._resource_ok(v, found):
                     return False
             elif kind == RES_LIST:
                 if type(v) is not list:
                     return False
                 for x in v:
-                    if not self._resource_ok(x):
+                    if not self._resource_ok(x, found):
                         return False
             # RTYPE: the resource's own type, already chosen by it
             if bit:
@@ -430,18 +451,18 @@ class Structure:
                 groups |= gbit
         return seen == t.required_mask and not (t.choice_required & ~groups)
 
-    def _ext_ok(self, v) -> bool:
+    def _ext_ok(self, v, found: list) -> bool:
         if type(v) is not dict or (v.get("id") is None and v.get("extension") is None):
             return False
-        return self._ok(v, self._ext)
+        return self._ok(v, self._ext, found)
 
-    def _resource_ok(self, v) -> bool:
+    def _resource_ok(self, v, found: list) -> bool:
         if type(v) is not dict:
             return False
         rtype = v.get("resourceType")
         if type(rtype) is not str or rtype not in self.resources:
             return False
-        return self._ok(v, self._types.get(rtype) or self._type(rtype))
+        return self._ok(v, self._types.get(rtype) or self._type(rtype), found)
 
     # --- precise pass: every error, where fhir.resources puts it ----------------------------------
     def findings(self, resource, root: str | None = None) -> list[Finding]:
@@ -478,6 +499,7 @@ class Structure:
                 out.append(self._unknown(t, k, here))
                 continue
             kind, arg, bit, gbit = spec
+            kind = _PLAIN.get(kind, kind)
             if v is None:
                 out.append(Finding(here, "null n'est pas une valeur FHIR : omettre la propriété",
                                    "null is not a FHIR value: leave the property out", True))

@@ -24,7 +24,7 @@ import orjson
 from gateway.conformance.fhir import defects
 from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values
 from gateway.conformance.fhir.rules import RuleSet
-from gateway.conformance.fhir.structure import check_structure
+from gateway.conformance.fhir.structure import check_structure, compiled
 from gateway.model.problem import Problem, Severity
 
 ELEMENT_SOURCE = "http://hl7.org/fhir/StructureDefinition/Element|4.0.1"
@@ -303,6 +303,9 @@ class Validator:
         self.fhirpath = FhirPath()
         self.source = f"{rules.main['id']}|{rules.main['version']}"
         self._clean: set[tuple] = set()
+        # the structure scan stands for the native pass where that pass would find nothing (a fast
+        # path: tests/test_fhir_profile_speed.py compares with it off)
+        self.scan_shortcut = True
         for profile in rules.profiles.values():
             _prepare(profile["root"])
             _mark_pure(profile["root"], rules)
@@ -317,16 +320,23 @@ class Validator:
         rtype = resource.get("resourceType")
         root = rtype if isinstance(rtype, str) and rtype else "$"
         malformed = False
+        tidy = None  # references met by the structure scan, when it saw nothing for ele-1 / ext-1
         if self.structure:
             engine = self.structure if isinstance(self.structure, str) else "compiled"
-            for p in check_structure(resource, root, engine=engine):
-                run.add(p.location, p.rule, p.message, p.message_en, p.severity, p.source)
-                malformed = True
+            structure = compiled() if engine == "compiled" else None
+            found = structure.scan(resource) if structure is not None else None
+            if found is None:
+                for p in check_structure(resource, root, engine=engine):
+                    run.add(p.location, p.rule, p.message, p.message_en, p.severity, p.source)
+                    malformed = True
+            elif None not in found and self.scan_shortcut:
+                tidy = found
         try:
             if rtype == "Bundle":
-                self._bundle(run, resource, profile)
+                self._bundle(run, resource, profile, tidy)
             else:
-                self._universal(run, resource, root)
+                if tidy is None:  # (else the native pass would find nothing)
+                    self._universal(run, resource, root)
                 self._declared_profiles(run, resource, root, profile)
         except (TypeError, AttributeError, KeyError, IndexError, ValueError):
             if not malformed:
@@ -738,17 +748,20 @@ class Validator:
                 _E, ELEMENT_SOURCE)
 
     # --- Bundle -------------------------------------------------------------------------------
-    def _bundle(self, run: _Run, bundle: dict, explicit: str | None) -> None:
+    def _bundle(self, run: _Run, bundle: dict, explicit: str | None, tidy: list | None = None) -> None:
         run.index = _BundleIndex(bundle)
         entries = bundle.get("entry") or []
-        self._universal(run, {k: v for k, v in bundle.items() if k != "entry"}, "Bundle")
-        for i, entry in enumerate(entries):
-            if isinstance(entry, dict):
-                run.entry_url = entry.get("fullUrl")
-                if not any(x != "id" for x in entry):
-                    self._empty(run, f"Bundle.entry[{i}]")
-                self._universal(run, entry, f"Bundle.entry[{i}]")
-        run.entry_url = None
+        # the native pass, unless the structure scan saw nothing for ele-1 / ext-1 and every reference
+        # resolves whatever the entry's base (then it would find nothing)
+        if tidy is None or any(run.index.resolve(ref, None) is None for ref in tidy):
+            self._universal(run, {k: v for k, v in bundle.items() if k != "entry"}, "Bundle")
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    run.entry_url = entry.get("fullUrl")
+                    if not any(x != "id" for x in entry):
+                        self._empty(run, f"Bundle.entry[{i}]")
+                    self._universal(run, entry, f"Bundle.entry[{i}]")
+            run.entry_url = None
         self._declared_profiles(run, bundle, "Bundle", explicit)
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
