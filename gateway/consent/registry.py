@@ -203,16 +203,29 @@ def load_state(conn: Connection, tenant_id: str, local_id: str) -> PolicyState:
     return state
 
 
+# The state's queries, built once and given their values at execution: building each again
+# (where clauses, cache key) cost more than running it (~0.5 ms of a 1.4 ms load).
+def _by_person(table: sa.Table):
+    return (table.c.tenant_id == sa.bindparam("b_tenant"), table.c.person_id == sa.bindparam("b_person"))
+
+
+_PLAN_CONTENT = sa.select(plan_versions.c.content).where(
+    *_by_person(plan_versions), plan_versions.c.version == sa.bindparam("b_version"))
+_CONSENT_VERSIONS = sa.select(consent_versions).where(*_by_person(consent_versions)).order_by(
+    consent_versions.c.consent_id, consent_versions.c.version)
+_CARE_TEAM = sa.select(care_team_versions).where(*_by_person(care_team_versions)).order_by(
+    care_team_versions.c.version.desc()).limit(1)
+_INFORMATION = sa.select(information_records).where(*_by_person(information_records)).order_by(
+    information_records.c.informed_at, information_records.c.id)
+
+
 def _load(conn: Connection, tenant_id: str, local_id: str, person_id: str, version: int,
           stamp: str) -> PolicyState:
-    content = conn.execute(sa.select(plan_versions.c.content).where(
-        plan_versions.c.tenant_id == tenant_id, plan_versions.c.person_id == person_id,
-        plan_versions.c.version == version)).scalar_one()
+    person = {"b_tenant": tenant_id, "b_person": person_id}
+    content = conn.execute(_PLAN_CONTENT, {**person, "b_version": version}).scalar_one()
     facts = person_facts(orjson.loads(content), version)
     latest: dict[str, sa.Row] = {}
-    for row in conn.execute(sa.select(consent_versions).where(
-            consent_versions.c.tenant_id == tenant_id, consent_versions.c.person_id == person_id)
-            .order_by(consent_versions.c.consent_id, consent_versions.c.version)):
+    for row in conn.execute(_CONSENT_VERSIONS, person):
         latest[row.consent_id] = row
     directives = tuple(
         compile_directive(orjson.loads(row.content), consent_id=row.consent_id, version=row.version,
@@ -223,10 +236,7 @@ def _load(conn: Connection, tenant_id: str, local_id: str, person_id: str, versi
     care = _care_team_row(conn, tenant_id, person_id)
     if care is not None:
         _, team = read_care_team(orjson.loads(care.content), person_local_id=local_id, validate=False)
-    information = tuple(_information(r) for r in conn.execute(
-        sa.select(information_records).where(information_records.c.tenant_id == tenant_id,
-                                             information_records.c.person_id == person_id)
-        .order_by(information_records.c.informed_at, information_records.c.id)))
+    information = tuple(_information(r) for r in conn.execute(_INFORMATION, person))
     return PolicyState(tenant_id=tenant_id, person=facts, directives=directives, team=team,
                        information=information, person_id=person_id, stamp=stamp)
 
@@ -241,9 +251,7 @@ def _information(row) -> InformationRecord:
 
 
 def _care_team_row(conn: Connection, tenant_id: str, person_id: str):
-    return conn.execute(sa.select(care_team_versions).where(
-        care_team_versions.c.tenant_id == tenant_id, care_team_versions.c.person_id == person_id)
-        .order_by(care_team_versions.c.version.desc()).limit(1)).first()
+    return conn.execute(_CARE_TEAM, {"b_tenant": tenant_id, "b_person": person_id}).first()
 
 
 # ------------------------------------------------------------------ what a change forbids

@@ -247,6 +247,14 @@ _VERSION_OF_PERSON = sa.select(*_VERSION_COLUMNS).where(
     plan_versions.c.version == sa.bindparam("b_version"),
 )
 _INSERT_VERSION = sa.insert(plan_versions)
+# The read path's too: every POST /exchanges authenticates and reads a plan version.
+_PERSON = sa.select(persons).where(
+    persons.c.tenant_id == sa.bindparam("b_tenant"), persons.c.local_id == sa.bindparam("b_local"))
+_KEY_WITH_TENANT = (
+    sa.select(api_keys.c.secret_sha256, api_keys.c.revoked_at, tenants)
+    .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .where(api_keys.c.key_id == sa.bindparam("b_key_id"))
+)
 _BUMP_PERSON = (
     sa.update(persons)
     .where(
@@ -426,13 +434,8 @@ class Store:
         if match is None:
             return None
         key_id, secret = match.groups()
-        query = (
-            sa.select(api_keys.c.secret_sha256, api_keys.c.revoked_at, tenants)
-            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-            .where(api_keys.c.key_id == key_id)
-        )
         with self._read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_KEY_WITH_TENANT, {"b_key_id": key_id}).first()
         digest = _secret_digest(secret)
         if row is None:
             return None
@@ -592,11 +595,7 @@ class Store:
     def _person_row(self, conn: Connection, tenant: Tenant, local_id: str):
         if not isinstance(local_id, str) or not _LOCAL_ID.fullmatch(local_id):
             raise NotFound("aucun projet pour cet identifiant d'usager (identifiant invalide)")
-        row = conn.execute(
-            sa.select(persons).where(
-                persons.c.tenant_id == tenant.id, persons.c.local_id == local_id
-            )
-        ).first()
+        row = conn.execute(_PERSON, {"b_tenant": tenant.id, "b_local": local_id}).first()
         if row is None or row.current_version == 0:
             raise NotFound(f"aucun projet pour l'usager {local_id}")
         return row
@@ -608,13 +607,8 @@ class Store:
             wanted = person.current_version if version is None else version
             row = None
             if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted >= 1:
-                row = conn.execute(
-                    sa.select(*_VERSION_COLUMNS).where(
-                        plan_versions.c.tenant_id == tenant.id,
-                        plan_versions.c.person_id == person.id,
-                        plan_versions.c.version == wanted,
-                    )
-                ).first()
+                row = conn.execute(_VERSION_OF_PERSON, {
+                    "b_tenant": tenant.id, "b_person": person.id, "b_version": wanted}).first()
         if row is None:
             raise NotFound(f"version {wanted} introuvable pour le projet de l'usager {local_id}")
         return _plan_version(local_id, row)
