@@ -22,7 +22,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.conformance.fhir import defects
-from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values
+from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values, decider
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.conformance.fhir.structure import check_structure, compiled
 from gateway.model.problem import Problem, Severity
@@ -34,7 +34,7 @@ _EXT_KEYS = ("extension", "modifierExtension")
 _E, _W, _I = Severity.error, Severity.warning, Severity.information
 # Prepared fields that only save work: the walk gives the same problems without them (tested in
 # tests/test_fhir_profile_speed.py by stripping them).
-FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained")
+FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained", "_inv", "_decide", "_slice_bounds")
 # invariants that hold on any focus without contained resources (their published expressions)
 _UNCONTAINED = {"dom-2", "dom-4", "dom-5"}
 CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
@@ -184,9 +184,28 @@ def _prepare(node: dict) -> None:
         key = c["key"]
         published = key in _UNCONTAINED and NATIVE[key][0] == c["expression"]
         c["_uncontained"] = published or key in TRIVIAL_WITHOUT_CONTAINED
+        c["_decide"] = decider(key, c["expression"])
+    # the invariants to evaluate: (all of them, those not holding by themselves without contained
+    # resources); a slice's value is walked right after the sliced element's, at the same place: an
+    # invariant both declare alike gives the same problem, already reported (Bundle.entry's bdl-5…)
+    node["_inv"] = _invariants(node.get("constraints", ()))
+    declared = {_invariant_key(c) for c in node["_inv"][0]}
+    for s in slices:
+        s["_inv"] = _invariants([c for c in s["_inv"][0] if _invariant_key(c) not in declared])
+    node["_slice_bounds"] = tuple(
+        (id(s), s.get("min") or 0, s.get("max"), s) for s in slices if s.get("min") or s.get("max") is not None
+    )
     mn, mx = node.get("min"), node.get("max")
     node["_bounds"] = (mn, mx, node.get("slices"))
     node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
+
+
+def _invariants(constraints) -> tuple[tuple, tuple]:
+    return tuple(constraints), tuple(c for c in constraints if not c["_uncontained"])
+
+
+def _invariant_key(c: dict) -> tuple:
+    return c["key"], c["expression"], c.get("human"), c.get("severity"), bool(c.get("bestPractice"))
 
 
 def _mark_pure(node: dict, rules: RuleSet) -> frozenset | None:
@@ -503,7 +522,12 @@ class Validator:
             self._binding(run, v, node, vloc, src)
         if "targetTypes" in node and run.index is not None and isinstance(v, dict):
             self._target(run, v, node, vloc, src)
-        for constraint in node.get("constraints", ()):
+        inv = node["_inv"]
+        if inv is None:
+            inv = node.get("constraints", ())
+        else:  # (_invariant skips the others without contained resources)
+            inv = inv[0] if type(v) is dict and v.get("contained") else inv[1]
+        for constraint in inv:
             self._invariant(run, constraint, v, vloc, res, src)
 
     def _pattern_problem(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
@@ -585,13 +609,16 @@ class Validator:
         for c in assigned:
             if c is not None:
                 counts[id(c)] = counts.get(id(c), 0) + 1
-        for s in node["slices"]:
-            n = counts.get(id(s), 0)
-            if n < (s.get("min") or 0):
+        bounds = node["_slice_bounds"]
+        if bounds is None:
+            bounds = [(id(s), s.get("min") or 0, s.get("max"), s) for s in node["slices"]]
+        for key, mn, mx, s in bounds:
+            n = counts.get(key, 0)
+            if n < mn:
                 run.add(here, "slice-cardinality",
                         f"tranche « {s['slice']} » de {node['id']} : {n} occurrence(s), minimum {s['min']}",
                         f"slice '{s['slice']}' of {node['id']}: {n} occurrence(s), minimum {s['min']}", _E, src)
-            if s.get("max") is not None and n > s["max"]:
+            if mx is not None and n > mx:
                 run.add(here, "slice-cardinality",
                         f"tranche « {s['slice']} » de {node['id']} : {n} occurrence(s), maximum {s['max']}",
                         f"slice '{s['slice']}' of {node['id']}: {n} occurrence(s), maximum {s['max']}", _E, src)
@@ -688,7 +715,11 @@ class Validator:
             return
         if c["_uncontained"] and not (isinstance(v, dict) and v.get("contained")):
             return  # holds: nothing contained
-        held = self.fhirpath.check(c["key"], c["expression"], v, res)
+        decide = c["_decide"]
+        if decide is None:
+            held = self.fhirpath.check(c["key"], c["expression"], v, res)
+        else:
+            held = decide(v, res, self.fhirpath)
         if held is None:
             if run.once(f"unevaluable:{c['key']}"):
                 run.add(vloc, "invariant-unevaluable",
