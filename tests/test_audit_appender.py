@@ -16,9 +16,10 @@ import weakref
 import pytest
 import sqlalchemy as sa
 
-from gateway.audit import AuditEntry, EntryError, append_durably
+from gateway.audit import AuditEntry, EntryError, append_durably, append_many, merkle
+from gateway.audit import appender as appender_module
 from gateway.audit.appender import Appender, appender_for
-from gateway.audit.checkpoint import sign_checkpoint
+from gateway.audit.checkpoint import sign_checkpoint, write_transaction
 from gateway.audit.export import export
 from gateway.audit.log import head
 from gateway.audit.tables import audit_entries
@@ -135,6 +136,70 @@ def test_a_lone_caller_writes_at_once_one_commit_per_entry(store):
     for i in range(5):
         assert appender.append(entry(i)) == i
     assert appender.batches == 5
+    appender.close()
+
+
+class OneStatementSpy:
+    """Records what each one-statement write returned (the new head, or None when it wrote nothing)."""
+
+    def __init__(self, monkeypatch):
+        self.results: list = []
+        real = appender_module._one_statement
+
+        def spy(*args):
+            self.results.append(real(*args))
+            return self.results[-1]
+
+        monkeypatch.setattr(appender_module, "_one_statement", spy)
+
+
+def tree_is_whole(store: Store) -> bool:
+    """The head's root is the Merkle root of the stored leaves, read on a fresh connection."""
+    with store.engine.connect() as conn:
+        size, root = head(conn)
+        bodies = [bytes(b) for b in conn.execute(sa.select(audit_entries.c.body).order_by(audit_entries.c.seq))
+                  .scalars()]
+    return size == len(bodies) and root == merkle.root_of([merkle.leaf_hash(b) for b in bodies])
+
+
+def test_after_its_first_commit_a_lone_caller_on_postgres_commits_in_one_statement(store, monkeypatch):
+    spy = OneStatementSpy(monkeypatch)
+    appender = Appender(store.engine)
+    assert [appender.append(entry(i)) for i in range(4)] == [0, 1, 2, 3]
+    # the first batch locks and reads the head; the next ones move it from the head they committed
+    assert len(spy.results) == (3 if store.engine.dialect.name == "postgresql" else 0)
+    assert all(result is not None for result in spy.results)
+    assert [leaf["seq"] for leaf in stored(store)] == [0, 1, 2, 3]  # committed, seen by a fresh engine
+    assert tree_is_whole(store)
+    appender.close()
+
+
+def test_another_writer_between_two_appends_makes_the_one_statement_write_nothing(store, monkeypatch):
+    spy = OneStatementSpy(monkeypatch)
+    appender = Appender(store.engine)
+    assert appender.append(entry(0)) == 0
+    with write_transaction(store.engine) as conn:  # another writer moves the head
+        assert append_many(conn, [entry(1), entry(2)]) == [1, 2]
+    assert appender.append(entry(3)) == 3  # written by the locking transaction instead
+    assert appender.append(entry(4)) == 4
+    if store.engine.dialect.name == "postgresql":
+        assert spy.results[0] is None and spy.results[1] is not None
+    assert [leaf["refs"]["page"] for leaf in stored(store)] == ["p0", "p1", "p2", "p3", "p4"]
+    assert tree_is_whole(store)
+    appender.close()
+
+
+def test_a_head_of_the_same_size_but_another_frontier_is_not_moved(store, monkeypatch):
+    # the head is matched on its frontier too: never a leaf hashed onto a tree the log does not hold
+    spy = OneStatementSpy(monkeypatch)
+    appender = Appender(store.engine)
+    assert [appender.append(entry(i)) for i in range(3)] == [0, 1, 2]
+    size, frontier = appender._head
+    appender._head = (size, [bytes(32)] * len(frontier))
+    assert appender.append(entry(3)) == 3
+    if store.engine.dialect.name == "postgresql":
+        assert spy.results[-1] is None
+    assert tree_is_whole(store)
     appender.close()
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import gateway.audit.entry as entry_module
 from gateway.audit import append_many, jcs, log
+from gateway.audit import appender as appender_module
 from gateway.audit.appender import Appender
 from gateway.audit.checkpoint import write_transaction
 from gateway.audit.entry import AuditEntry, EntryError, check, encode, encode_checked, record, timestamp
@@ -318,13 +319,14 @@ def _batch(n: int) -> list[AuditEntry]:
                        at=(AT if i % 2 else None)) for i in range(n)]
 
 
-def _assert_as_sqlalchemy_stores(store, monkeypatch, fast: list[tuple], n: int) -> None:
-    """`fast`: the n rows written first; append the same batch through SQLAlchemy's own insert and
-    compare (same values and types; `at` and the leaf bytes where the entry has an explicit `at`)."""
+def _assert_as_sqlalchemy_stores(store, monkeypatch, fast: list[tuple], n: int, offset: int = 0) -> None:
+    """`fast`: the n rows written last, from leaf `offset` (even); append the same batch through
+    SQLAlchemy's own insert and compare (same values and types; `at` and the leaf bytes where the
+    entry has an explicit `at`)."""
     monkeypatch.setattr(log, "_prepared_insert", lambda dialect: False)
     with write_transaction(store.engine) as conn:
-        assert append_many(conn, _batch(n)) == list(range(n, 2 * n))
-    slow = _rows(store)[n:]
+        assert append_many(conn, _batch(n)) == list(range(offset + n, offset + 2 * n))
+    slow = _rows(store)[offset + n:]
     assert len(fast) == n and len(slow) == n
     for a, b in zip(fast, slow):
         assert a[0] + n == b[0]
@@ -337,7 +339,7 @@ def _assert_as_sqlalchemy_stores(store, monkeypatch, fast: list[tuple], n: int) 
         assert fast[1][3] == "2026-11-27 04:30:00.123456" and fast[1][4] == "text" and fast[1][6] == "blob"
     if n > 1:
         with store.engine.connect() as conn:
-            stored = conn.execute(sa.select(audit_entries.c.at).where(audit_entries.c.seq == 1)).scalar_one()
+            stored = conn.execute(sa.select(audit_entries.c.at).where(audit_entries.c.seq == offset + 1)).scalar_one()
         assert stored == AT and stored.tzinfo is not None
 
 
@@ -365,6 +367,24 @@ def test_the_appender_stores_the_rows_sqlalchemy_would_store(store, monkeypatch,
         assert write(_batch(n)) == 0
     appender.close()
     _assert_as_sqlalchemy_stores(store, monkeypatch, _rows(store), n)
+
+
+@pytest.mark.parametrize("n", [1, 2, appender_module.COPY_FROM - 1])
+def test_the_appenders_one_statement_write_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
+    appender = Appender(store.engine, max_batch=n)
+    write = appender._writer()
+    one_statement = []
+    real = appender_module._one_statement
+    monkeypatch.setattr(appender_module, "_one_statement",
+                        lambda *args: one_statement.append(real(*args)) or one_statement[-1])
+    with appender._io:
+        assert write(_batch(2)) == 0  # the locking transaction; then the head is known
+        assert write(_batch(n)) == 2  # PostgreSQL: one statement from that head
+    appender.close()
+    assert len(one_statement) == (store.engine.dialect.name == "postgresql") and None not in one_statement
+    rows = _rows(store)
+    assert [r[0] for r in rows] == list(range(2 + n))
+    _assert_as_sqlalchemy_stores(store, monkeypatch, rows[2:], n, offset=2)
 
 
 def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(store):

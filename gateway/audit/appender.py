@@ -12,9 +12,13 @@ then writes everything queued (at most `max_batch` entries) in one transaction w
 and hands over to the next. The transaction is the one `log.append_many` describes (BEGIN
 IMMEDIATE on SQLite, the head row locked FOR UPDATE on PostgreSQL, dense indexes, no fork), run
 on a connection of its own through the DB-API directly with SQLAlchemy's bound values (the
-rows are the ones `append_many` writes). An entry check() refuses is refused for its caller
-alone, before batching; an error while writing reaches every caller of that batch, and the
-batch is rolled back as a whole.
+rows are the ones `append_many` writes). On PostgreSQL, once the appender knows the head it
+last committed, a batch below COPY_FROM goes in ONE autocommit statement (head moved from that
+exact size and frontier, then the rows: same lock order, same rows, committed and flushed before
+it returns): one round trip instead of five; if another writer moved the head meanwhile, that
+statement writes nothing and the locking transaction runs. An entry check() refuses is refused
+for its caller alone, before batching; an error while writing reaches every caller of that
+batch, and the batch is rolled back as a whole.
 
 Blocking: call it from threads (FastAPI runs plain `def` routes in a thread pool), never
 inside an open write transaction of the same database.
@@ -53,6 +57,23 @@ _INSERT = {"sqlite": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (?, ?, ?, ?
            "postgresql": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"}
 _MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?",
          "postgresql": "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s"}
+_BEGIN = {"sqlite": "BEGIN IMMEDIATE",  # the database write lock, up to busy_timeout
+          "postgresql": "BEGIN"}  # the connection is in autocommit (see _one_statement)
+
+
+def _one_statement_sql(n: int) -> str:
+    """PostgreSQL: the head moved from the (size, frontier) this connection last saw and n rows
+    inserted, in one statement. The UPDATE locks the head row first (as SELECT … FOR UPDATE does)
+    and the rows are inserted only if it matched: had another writer moved the head, nothing is
+    written."""
+    first = "(%s::int8, %s::varchar, %s::varchar, %s::timestamptz, %s::bytea)"  # the columns' types
+    values = ", ".join([first] + ["(%s, %s, %s, %s, %s)"] * (n - 1))
+    return ("WITH head AS (UPDATE audit_head SET size = %s, frontier = %s"
+            " WHERE id = 1 AND size = %s AND frontier = %s RETURNING size)"
+            f" INSERT INTO audit_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM head, (VALUES {values}) AS v ({_COLUMNS})")
+
+
+_ONE_STATEMENT = {n: _one_statement_sql(n) for n in range(1, COPY_FROM)}
 
 
 _SEQ_DIGITS = len(str(2**63 - 1))  # the longest leaf index
@@ -108,6 +129,7 @@ class Appender:
         self._io = threading.Lock()  # the connection: the leader's, or close()'s
         self._connection = None  # SQLAlchemy's pool proxy, detached from the pool (ours alone)
         self._write: Callable[[Sequence[AuditEntry]], int] | None = None
+        self._head: tuple[int, list[bytes]] | None = None  # (size, frontier) after our last commit
 
     @property
     def engine(self) -> Engine:
@@ -186,10 +208,20 @@ class Appender:
                 self._connection = connection
                 dbapi = connection.dbapi_connection
                 dialect = self.engine.dialect
+                if backend == "postgresql":
+                    dbapi.autocommit = True  # a one-statement write commits alone; the others BEGIN
+                self._head = None
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
+                    last, self._head = self._head, None  # unknown until this batch commits
                     try:
-                        return _write(dbapi, backend, prepared, entries)
+                        if last is not None and backend == "postgresql" and len(entries) < COPY_FROM:
+                            self._head = _one_statement(dbapi, prepared, entries, *last)
+                            if self._head is not None:
+                                return last[0]
+                        first, frontier = _write(dbapi, backend, prepared, entries)
+                        self._head = (first + len(entries), frontier)
+                        return first
                     except dialect.loaded_dbapi.Error as error:
                         raise as_sqlalchemy_error(dialect, error) from error
 
@@ -212,13 +244,32 @@ class Appender:
                 pass
 
 
-def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> int:
+def _one_statement(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
+                   frontier: list[bytes]) -> tuple[int, list[bytes]] | None:
+    """PostgreSQL, a batch below COPY_FROM, the head as this connection last committed it: the
+    batch in one statement run alone in autocommit, i.e. its own transaction, committed (WAL
+    flushed) before execute returns — one round trip instead of five. The head after it, or None
+    when another writer had moved the head (nothing written: use `_write`)."""
+    frontier = list(frontier)
+    params: list = [size + len(entries), None, size, merkle.pack(frontier)]
+    for row in leaf_rows(entries, size, frontier, prepared):
+        params += row
+    params[1] = merkle.pack(frontier)
+    with dbapi.cursor() as cursor:
+        cursor.execute(_ONE_STATEMENT[len(entries)], params)
+        if cursor.rowcount == len(entries):
+            return size + len(entries), frontier
+        if cursor.rowcount != 0:  # cannot happen: the rows go in only with the head's move
+            raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
+    return None
+
+
+def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> tuple[int, list[bytes]]:
     """One batch in one transaction on the appender's own DB-API connection: the lock, rows and
-    head move of `log.append_many`, then the commit."""
+    head move of `log.append_many`, then the commit. The first index and the frontier after."""
     cursor = dbapi.cursor()
     try:
-        if backend == "sqlite":
-            cursor.execute("BEGIN IMMEDIATE")  # the database write lock, up to busy_timeout
+        cursor.execute(_BEGIN[backend])
         size, blob = cursor.execute(_LOCK[backend]).fetchone()
         frontier = merkle.unpack(blob)
         if backend == "postgresql" and len(entries) >= COPY_FROM:
@@ -230,13 +281,13 @@ def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> int:
         cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))
         if cursor.rowcount != 1:
             raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
-        dbapi.commit()  # sqlite3 without isolation level: commits the BEGIN IMMEDIATE above
+        dbapi.commit()  # commits the BEGIN above (sqlite3 without isolation level; psycopg in autocommit)
     except BaseException:
         _rollback(dbapi)
         raise
     finally:
         cursor.close()
-    return size
+    return size, frontier
 
 
 def _rollback(dbapi) -> None:
