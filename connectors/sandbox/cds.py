@@ -43,9 +43,9 @@ def cds_issues(bundle: dict) -> list[dict]:
 class ConditionalStore(ResourceStore):
     """The sandbox store, plus conditional updates inside transactions."""
 
-    def transaction(self, bundle: dict, check=None) -> dict:
+    def transaction(self, bundle: dict, check=None, *, owned: bool = False) -> dict:
         with self._lock:
-            return super().transaction(self._resolved(bundle), check)
+            return super().transaction(self._resolved(bundle), check, owned=owned)
 
     def _resolved(self, bundle: dict) -> dict:
         entries = []

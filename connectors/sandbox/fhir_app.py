@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from connectors.sandbox.fhir_json import loads_strict_object
 from connectors.sandbox.fhir_store import FhirError, ResourceStore, Stored, identifier_matches, references
 
 FHIR_JSON = "application/fhir+json"
@@ -171,10 +172,10 @@ class FhirSandbox:
         media = request.headers.get("content-type", "").split(";")[0].strip()
         if media != FHIR_JSON:
             raise FhirError(415, "not-supported", f"type de contenu {media!r} refusé : {FHIR_JSON} attendu")
-        from gateway.plans.jsoninput import JsonInputError, loads_object
+        from gateway.plans.jsoninput import JsonInputError
 
         try:
-            return loads_object(await request.body())
+            return loads_strict_object(await request.body())
         except JsonInputError as exc:
             raise FhirError(400, "structure", exc.problem.message) from None
 
@@ -235,7 +236,7 @@ class FhirSandbox:
                     if errors:
                         raise FhirError(422, "processing", errors[0].get("diagnostics", "profil non respecté"),
                                         issues=errors)
-                response = sandbox.store.transaction(bundle, sandbox.check_resource)
+                response = sandbox.store.transaction(bundle, sandbox.check_resource, owned=True)
             except FhirError as exc:
                 return outcome_response(exc, sandbox.personality.transaction_error_status)
             return JSONResponse(response, media_type=FHIR_JSON)
@@ -348,6 +349,38 @@ def _only(resource: dict, elements: str | None) -> dict:
 def _check_references(bundle: dict) -> None:
     """Every reference inside a transaction resolves to an entry of the Bundle (the TDDUI flow
     carries the whole graph) — or is a logical reference by identifier/display."""
+    try:
+        if _references_resolve(bundle):
+            return
+    except Exception:  # whatever it was, the walk below meets it again and raises it
+        pass
+    _first_unresolved(bundle)
+
+
+def _references_resolve(bundle: dict) -> bool:
+    """True when `_first_unresolved` would find nothing: the same walk without building a path
+    for every element (0.8 → 0.2 ms a TDDUI Bundle); on False the paths are built, for the message."""
+    entries = bundle.get("entry", [])
+    full_urls = {e.get("fullUrl") for e in entries if e.get("fullUrl")}
+    return all(_resolved(entry.get("resource", {}), full_urls) for entry in entries)
+
+
+def _resolved(node, full_urls: set) -> bool:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str):
+                if v.startswith("urn:uuid:") and v not in full_urls:
+                    return False
+            elif not _resolved(v, full_urls):
+                return False
+    elif isinstance(node, list):
+        for v in node:
+            if not _resolved(v, full_urls):
+                return False
+    return True
+
+
+def _first_unresolved(bundle: dict) -> None:
     full_urls = {e.get("fullUrl") for e in bundle.get("entry", []) if e.get("fullUrl")}
     for i, entry in enumerate(bundle.get("entry", [])):
         for path, ref in references(entry.get("resource", {})):

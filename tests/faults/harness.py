@@ -147,11 +147,11 @@ class RecordingStore(ConditionalStore):
         # with it): the client times out not knowing its Bundle was stored.
         self.stall_after_apply: collections.deque[float] = collections.deque()
 
-    def transaction(self, bundle: dict, check=None) -> dict:
+    def transaction(self, bundle: dict, check=None, *, owned: bool = False) -> dict:
         key = _bundle_key(bundle) or ""
         with self._lock:
             fresh = key not in self._bundles
-            response = super().transaction(bundle, check)
+            response = super().transaction(bundle, check, owned=owned)
             self.posts[key] += 1
             if fresh:
                 titles = [e["resource"].get("title", "") for e in bundle.get("entry", [])
