@@ -243,6 +243,28 @@ def test_leaf_bytes_are_unchanged_for_every_checked_entry(entry, seq, at):
         assert before[1] == rfc8785.dumps(record(entry, seq, at))
 
 
+def test_leaf_of_a_plain_entry_is_written_directly_and_the_comparison_can_fail(monkeypatch):
+    at = dt.datetime(2026, 11, 26, 12, 0, 0, 1, tzinfo=dt.UTC)
+    plain = AuditEntry("t1", "worker", "exchange.sent", "success", subject="ps1-" + "0" * 32, system="dmp",
+                       refs={"z": "é\x00\u2028", "a": "\"\\/"})
+    expected = rfc8785.dumps(record(plain, 7, at))
+    sub = AuditEntry(Sub("t1"), "worker", "exchange.sent", "success")
+    without = AuditEntry("t1", "worker", "exchange.sent", "success")
+    expected_without = rfc8785.dumps(record(without, 7, at))
+
+    def general_path(*args):
+        raise AssertionError("the general path ran")
+
+    # exercised: a plain entry (exact str, a dict of refs) is written without building the record...
+    with monkeypatch.context() as patch:
+        patch.setattr(entry_module, "_record", general_path)
+        assert encode_checked(plain, 7, timestamp(at)) == expected
+        assert outcome(encode_checked, sub, 7, timestamp(at))[0] is AssertionError  # ...a subclass is not
+        assert encode_checked(without, 7, timestamp(at)) == expected_without
+    # can fail: members out of RFC 8785 order are not the reference bytes
+    assert jcs._dumps(record(plain, 7, at)).encode() != expected
+
+
 @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ENTRIES, st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=3)))
 def test_encode_of_unchecked_entries_behaves_as_before(entry, seq):

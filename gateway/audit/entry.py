@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.audit.jcs import canonical_ascii_keys, canonical_checked
+from gateway.audit.jcs import canonical_ascii_keys, canonical_checked, canonical_fast
 
 RECORD_VERSION = 1
 MAX_ENTRY_BYTES = 8192  # well under the 65,535 bytes a tlog-tiles entry bundle allows
@@ -172,4 +172,24 @@ def encode(entry: AuditEntry, seq: int, at: dt.datetime) -> bytes:
 def encode_checked(entry: AuditEntry, seq: int, stamp: str) -> bytes:
     """`encode` for an entry that passed check(), with its `timestamp()` already computed (a batch
     shares one): check() leaves only str values, so the orjson path is always the right one."""
+    tenant, actor, action, outcome = entry.tenant_id, entry.actor, entry.action, entry.outcome
+    subject, system, refs = entry.subject, entry.system, entry.refs
+    if (type(seq) is int and type(tenant) is str and type(actor) is str and type(action) is str
+            and type(outcome) is str and (subject is None or type(subject) is str)
+            and (system is None or type(system) is str) and type(refs) is dict):
+        # The record written out directly, members in RFC 8785 §3.2.3 order: check() let through
+        # only values that JSON writes as they are (tokens, dotted action, pseudonym; no quote,
+        # backslash nor control character) and exact str, so formatting is str's own. The refs
+        # object alone goes through orjson; anything it would not write as the reference does:
+        # the general path below.
+        encoded_refs = canonical_fast(refs)
+        if encoded_refs is not None:
+            body = (f'{{"action":"{action}","actor":"{actor}","at":"{stamp}","outcome":"{outcome}",'
+                    f'"refs":{encoded_refs.decode()},"seq":{seq}'
+                    + ("" if subject is None else f',"subject":"{subject}"')
+                    + ("" if system is None else f',"system":"{system}"')
+                    + f',"tenant":"{tenant}","v":{RECORD_VERSION}}}').encode()
+            if len(body) > MAX_ENTRY_BYTES:
+                raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
+            return body
     return _body(_record(entry, seq, stamp), type(seq) is int)

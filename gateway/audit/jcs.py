@@ -73,7 +73,15 @@ def canonical_checked(value) -> bytes:
     """`canonical_ascii_keys` for values holding only str (or str subclasses), int, bool, None,
     dict and list -- NO float, UUID nor Enum, whose orjson forms differ from the stdlib's.
     Audit records after entry.check hold nothing else."""
+    body = canonical_fast(value)
+    if body is None:  # lone surrogate, int beyond 64 bits, subclass...: reference path
+        return _dumps_sorted(value).encode("utf-8")
+    return body
+
+
+def canonical_fast(value) -> bytes | None:
+    """`canonical_checked`'s bytes when orjson alone gives them, else None (same domain)."""
     try:
         return orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:  # lone surrogate, int beyond 64 bits, subclass...: reference path
-        return _dumps_sorted(value).encode("utf-8")
+    except orjson.JSONEncodeError:
+        return None
