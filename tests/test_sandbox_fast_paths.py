@@ -1,7 +1,8 @@
 """The strict e-parcours peer's fast paths say exactly what the slow ones say: the JSON reader
 (orjson on a body in orjson's own form, else the strict reader), the reference check, the
-identifier index of conditional creates, and a received Bundle stored in place rather than
-copied — on the fixture plans' Bundles and on hostile variants of them."""
+identifier index of conditional creates, a received Bundle stored in place rather than copied,
+and the entries of a Bundle a gate accepted left without their own structure check — on the
+fixture plans' Bundles and on hostile variants of them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 import uuid
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -20,6 +22,7 @@ from connectors.sandbox.eparcours import eparcours_sandbox
 from connectors.sandbox.fhir_app import _check_references, _first_unresolved
 from connectors.sandbox.fhir_json import loads_strict_object
 from connectors.sandbox.fhir_store import FhirError, ResourceStore, identifier_matches
+from connectors.sandbox.server import ThreadedServer
 from gateway.model import Plan
 from gateway.plans.jsoninput import JsonInputError, loads_object
 from mappings.fhir.tddui import plan_to_bundle
@@ -316,3 +319,77 @@ def test_a_resent_bundle_gets_its_first_answer_again_each_time_as_a_new_object(b
     assert orjson.dumps(again) == kept
     again["entry"].clear()
     assert orjson.dumps(store.transaction(orjson.loads(raw))) == kept
+
+
+# ------------------------------------------------------------------ entries of a gated Bundle
+
+STRUCTURE_BREAKS = [
+    ("foo", 1), ("status", 3), ("status", ""), ("identifier", {}), ("identifier", [1]),
+    ("identifier", [{"value": 3}]), ("identifier", [{"system": "urn:s", "value": "x", "bogus": 1}]),
+    ("meta", {"profile": "x"}), ("meta", []), ("extension", [{"url": 1}]), ("extension", [{}]),
+    ("text", {"status": "generated", "div": 5}), ("id", "bad id!"), ("id", 7), ("language", None),
+    ("contained", [{"resourceType": "Nope"}]), ("contained", [{"id": "x"}]), ("contained", {}),
+    ("birthDate", "2026-13-45"), ("period", {"start": "hier"}), ("subject", {"reference": 3}),
+    ("subject", "Patient/1"), ("resourceType", "Basic"), ("modifierExtension", [{"url": "u"}]),
+]
+
+
+def entry_structure_problems(sandbox, bundle: dict) -> list:
+    found = []
+    for i, entry in enumerate(bundle["entry"]):
+        try:
+            sandbox.check_resource(entry["resource"], i)
+        except FhirError as exc:
+            found.append((i, exc.status, exc.diagnostics))
+    return found
+
+
+def gate_errors(sandbox, bundle: dict) -> list:
+    issues = sandbox.personality.validate_bundle(bundle)
+    return [i for i in issues or () if i["severity"] in ("error", "fatal")]
+
+
+def broken_bundles(bundle: dict):
+    for n, (key, value) in enumerate(STRUCTURE_BREAKS):
+        for i in (n % len(bundle["entry"]), -1):
+            copy = orjson.loads(orjson.dumps(bundle))
+            copy["entry"][i]["resource"][key] = value
+            yield copy
+
+
+def test_an_entry_whose_structure_is_wrong_is_refused_by_the_gate_of_its_bundle(bundles):
+    """What lets a gated Bundle's entries skip their own structure check: the gate refuses a
+    Bundle whenever one of them would have refused an entry (it checks the Bundle's structure,
+    the entries included)."""
+    sandbox = eparcours_sandbox()
+    refused = 0
+    for bundle in bundles[:5]:
+        assert gate_errors(sandbox, bundle) == [] and entry_structure_problems(sandbox, bundle) == []
+        for broken in broken_bundles(bundle):
+            problems = entry_structure_problems(sandbox, broken)
+            refused += bool(problems)
+            assert not problems or gate_errors(sandbox, broken), problems
+    assert refused > 100
+
+
+def test_a_gate_blind_to_structure_would_be_caught(bundles, monkeypatch):
+    from gateway.conformance.fhir.gate import tddui_gate
+
+    sandbox = eparcours_sandbox()
+    monkeypatch.setattr(tddui_gate().validator, "structure", False)
+    assert any(entry_structure_problems(sandbox, b) and not gate_errors(sandbox, b)
+               for b in broken_bundles(bundles[0]))
+
+
+def test_a_bundle_no_gate_judges_still_has_each_entry_structure_checked():
+    sandbox = eparcours_sandbox()
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "foo": 1}, "request": {"method": "POST", "url": "Patient"}}]}
+    assert sandbox.personality.validate_bundle(bundle) is None
+    sandbox.tokens.add("t")
+    with ThreadedServer(sandbox.app) as server:
+        answer = httpx.post(f"{server.url}/", content=orjson.dumps(bundle), headers={
+            "Authorization": "Bearer t", "Content-Type": "application/fhir+json"})
+    assert answer.status_code == 500  # the e-parcours tool's status for a refused transaction
+    assert answer.json()["issue"][0]["code"] == "structure"
+    assert answer.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.foo"]

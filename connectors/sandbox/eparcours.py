@@ -16,14 +16,15 @@ TDDUI_TYPES = frozenset({
 TDDUI_BUNDLE = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition/tddui-bundle"
 
 
-def _validate_bundle(bundle: dict) -> list[dict]:
+def _validate_bundle(bundle: dict) -> list[dict] | None:
     """TDDUI Bundles go through the TDDUI 2.2.0 profiles, cercle de soins Bundles through the CDS
-    2.0.1 rules (connectors/sandbox/cds.py); others through the base structure only."""
+    2.0.1 rules (connectors/sandbox/cds.py), base structure included; others are not judged here
+    (None): the base structure of each entry only."""
     if is_cds_bundle(bundle):
         return cds_issues(bundle)
     profiles = [p.split("|")[0] for p in (bundle.get("meta") or {}).get("profile", [])]
     if TDDUI_BUNDLE not in profiles:
-        return []
+        return None
     from gateway.conformance.fhir.gate import tddui_gate
 
     return [{"severity": p.severity.value, "code": "processing", "diagnostics": f"[{p.rule}] {p.message}",

@@ -35,7 +35,10 @@ class Personality:
     transaction: bool = True
     transaction_error_status: int | None = None  # CDS answers 500 on error (specs §11.13)
     validate: Callable[[dict], list[dict]] | None = None  # resource → OperationOutcome issues
-    validate_bundle: Callable[[dict], list[dict]] | None = None  # whole transaction → issues
+    # Whole transaction → issues, or None when it judged nothing. A list means a gate judged the
+    # Bundle, its entries' base structure included (the TDDUI and CDS gates do): the entries'
+    # own structure checks, which could then find nothing, are left out (~0.6 ms a TDDUI Bundle).
+    validate_bundle: Callable[[dict], list[dict] | None] | None = None
     required_headers: dict[str, str] = field(default_factory=dict)
     clients: dict[str, str] = field(default_factory=lambda: {"relais": "sandbox-secret"})
     search_params: frozenset[str] = frozenset({"identifier", "_lastUpdated", "_count", "_elements",
@@ -153,12 +156,12 @@ class FhirSandbox:
         rule = self.personality.visible
         return rule is None or rule(self.store, request.headers, resource)
 
-    def check_resource(self, resource: dict, index: int | None = None) -> None:
+    def check_resource(self, resource: dict, index: int | None = None, *, structure: bool = True) -> None:
         where = f"Bundle.entry[{index}].resource" if index is not None else resource.get("resourceType", "?")
         if resource.get("resourceType") not in self.personality.resource_types:
             raise FhirError(400, "not-supported",
                             f"{self.personality.name} n'accepte pas {resource.get('resourceType')!r}", [where])
-        issues = _structure_issues(resource, where)
+        issues = _structure_issues(resource, where) if structure else []
         if not issues and self.personality.validate is not None:
             issues = [dict(i, expression=[f"{where}.{e}" if index is not None else e
                                           for e in i.get("expression", [])])
@@ -167,6 +170,10 @@ class FhirSandbox:
         if errors:
             raise FhirError(422, "processing", errors[0].get("diagnostics", "profil non respecté"),
                             issues=errors)
+
+    def check_gated_entry(self, resource: dict, index: int) -> None:
+        """`check_resource` for an entry of a Bundle a gate accepted: its structure was judged."""
+        self.check_resource(resource, index, structure=False)
 
     async def _body(self, request: Request) -> dict:
         media = request.headers.get("content-type", "").split(";")[0].strip()
@@ -230,13 +237,15 @@ class FhirSandbox:
                 if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
                     raise FhirError(400, "invalid", "un Bundle de type transaction est attendu")
                 _check_references(bundle)
+                issues = None
                 if sandbox.personality.validate_bundle is not None:
-                    errors = [i for i in sandbox.personality.validate_bundle(bundle)
-                              if i.get("severity") in ("error", "fatal")]
+                    issues = sandbox.personality.validate_bundle(bundle)
+                    errors = [i for i in issues or () if i.get("severity") in ("error", "fatal")]
                     if errors:
                         raise FhirError(422, "processing", errors[0].get("diagnostics", "profil non respecté"),
                                         issues=errors)
-                response = sandbox.store.transaction(bundle, sandbox.check_resource, owned=True)
+                check = sandbox.check_resource if issues is None else sandbox.check_gated_entry
+                response = sandbox.store.transaction(bundle, check, owned=True)
             except FhirError as exc:
                 return outcome_response(exc, sandbox.personality.transaction_error_status)
             return JSONResponse(response, media_type=FHIR_JSON)
