@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
-from gateway.delivery import outbox, trail
+from gateway.delivery import outbox, trail, wake
 from gateway.delivery.model import Exchange, ExchangeRequest, Status
 from gateway.delivery.payloads import BuildContext, BuildError, kind as payload_kind
 from gateway.delivery.scope import default_categories, restrict
@@ -104,7 +104,9 @@ def submit(store: Store, tenant: Tenant, request: ExchangeRequest, *, actor: str
                                               plan_version=stored.version, now=at):
                 trail.record(conn, tenant, actor, "exchange.superseded", "success", request, old,
                              superseded_by=exchange.id)
-        return Submitted(exchange, created=True)
+    if exchange.status is Status.queued:  # committed: an idle worker of this process takes it now
+        wake.queued(wake.database_of(store))
+    return Submitted(exchange, created=True)
 
 
 def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
@@ -135,7 +137,8 @@ def replay(store: Store, tenant: Tenant, exchange_id: str, *, actor: str,
             detail=f"rejeu de {dead.id}")
         trail.record(conn, tenant, actor, "exchange.replayed", "success", request, new.id,
                      replay_of=dead.id)
-        return new
+    wake.queued(wake.database_of(store))
+    return new
 
 
 def _recipient(data: dict):

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from connectors.base import Connector, Envelope, PermanentError, TransientError
-from gateway.delivery import outbox, trail
+from gateway.delivery import outbox, trail, wake
 from gateway.delivery.hooks import recheck_claimed
 from gateway.delivery.model import ExchangeRequest
 from gateway.logs import get_logger
@@ -46,6 +46,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.recheck = recheck  # re-decide consent at claim time (None: trust the queueing decision)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop(), and by wake.queued() while the loop runs
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ one pass
@@ -158,22 +159,32 @@ class Worker:
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self, idle: float) -> None:
+        # An idle worker polls every `idle` seconds; an item queued by this process (same
+        # database) wakes it at once (wake.py). Cleared before each pass, so an item queued
+        # during a pass is not missed: the wait after it returns at once.
+        database = wake.database_of(self.store)
+        wake.listen(database, self._wake)
         failures = 0
-        while not self._stop.is_set():
-            try:
-                handled = self.run_once()
-                failures = 0
-            except Exception as exc:  # database briefly unavailable: wait (longer each time) and go on
-                failures += 1
-                log.error("worker_pass_failed", error_type=type(exc).__name__, failures=failures)
-                self._stop.wait(min(5.0, idle * 2 ** failures))
-                continue
-            if handled == 0:
-                self._stop.wait(idle)
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    handled = self.run_once()
+                    failures = 0
+                except Exception as exc:  # database briefly unavailable: wait (longer each time) and go on
+                    failures += 1
+                    log.error("worker_pass_failed", error_type=type(exc).__name__, failures=failures)
+                    self._stop.wait(min(5.0, idle * 2 ** failures))
+                    continue
+                if handled == 0 and not self._stop.is_set():
+                    self._wake.wait(idle)
+        finally:
+            wake.unlisten(database, self._wake)
 
 
 def _reason(exc: Exception) -> str:
