@@ -56,6 +56,9 @@ _LOOKUP = (
            sa.or_(X.idempotency_key == sa.bindparam("base"), X.idempotency_key.like(sa.bindparam("base_like"))))
     .order_by(X.seq.desc())
 )
+_FIRST_ATTEMPT = sa.select(X.id).where(
+    X.tenant_id == sa.bindparam("tenant_id"), X.system == sa.bindparam("system"),
+    X.idempotency_key == sa.bindparam("base"))
 _SUPERSEDABLE = sa.select(X.seq, X.id).where(
     X.tenant_id == sa.bindparam("tenant_id"),
     X.person_local_id == sa.bindparam("person_local_id"),
@@ -79,7 +82,14 @@ def add_event(conn: Connection, seq: int, status: Status, now: dt.datetime,
 def lookup(conn: Connection, tenant_id: str, system: str, base: str) -> tuple[str | None, str]:
     """(the exchange already carrying this request, or None when every attempt ended without
     delivery — refused, invalid, dead, cancelled, superseded: those do not stop a new one; the
-    key a new attempt would take), in one query."""
+    key a new attempt would take).
+
+    A new request, the usual case, is told by one probe of the unique index: keys are taken in
+    order (`base`, then `base-2`, `base-3`… while earlier attempts exist) and exchanges are never
+    deleted, so without a row for `base` there is none for `base-N` either. Only then the
+    attempts are listed, by a query whose LIKE no index serves (it reads the tenant's exchanges)."""
+    if conn.execute(_FIRST_ATTEMPT, {"tenant_id": tenant_id, "system": system, "base": base}).first() is None:
+        return None, base
     rows = conn.execute(_LOOKUP, {"tenant_id": tenant_id, "system": system, "base": base,
                                   "base_like": base + "-%"}).all()
     live = {s.value for s in LIVE}
