@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import types
@@ -220,10 +221,42 @@ def test_check_fast_path_is_exercised_and_the_comparison_can_fail(monkeypatch):
         assert outcome(check, good) == ("ok", None)
         assert outcome(check, too_long)[0] is AssertionError  # ...and a doubtful one goes on to them
     # can fail: with a fast path allowing a 65-character tenant, check() and the reference differ
+    monkeypatch.setattr(entry_module, "_ACCEPTED", {})  # what the lenient one accepts is forgotten after
     lenient = entry_module._FAST.pattern.replace(r"{0,63}\x00", r"{0,64}\x00", 1)
     assert lenient != entry_module._FAST.pattern
     monkeypatch.setattr(entry_module, "_FAST", re.compile(lenient))
     assert outcome(check, too_long) == ("ok", None) != outcome(reference_check, too_long)
+
+
+def regex_ran(text):
+    raise AssertionError("regex ran")
+
+
+def test_accepted_token_sets_are_remembered_and_the_rest_of_each_entry_still_checked(monkeypatch):
+    monkeypatch.setattr(entry_module, "_ACCEPTED", {})
+    good = AuditEntry("t1", "worker", "exchange.sent", "success", system="dmp", refs={"k": "v"})
+    assert outcome(check, good) == ("ok", None)
+    assert list(entry_module._ACCEPTED) == [("t1", "worker", "success", "exchange.sent", "dmp", "k")]
+    for other in ({"system": "d m p"}, {"refs": {"k": "v", "k ": "v"}}, {"refs": {"k\x00": "v"}}):
+        other_entry = dataclasses.replace(good, **other)  # the remembered tokens and one more: checked
+        assert outcome(check, other_entry) == outcome(reference_check, other_entry)
+        assert outcome(check, other_entry)[0] is EntryError
+    for regex in ("_FAST", "_SYSTEM"):  # the regexes do not run again for the same tokens
+        monkeypatch.setattr(entry_module, regex, types.SimpleNamespace(fullmatch=regex_ran))
+    assert outcome(check, dataclasses.replace(good, refs={"k": "w"}, subject="ps1-" + "1" * 32)) == ("ok", None)
+    # the same tokens with a bad subject or ref value: refused as the reference refuses them
+    for bad in ({"subject": "ps1-x"}, {"refs": {"k": "v" * 1025}}, {"refs": {"k": 1}}, {"refs": {"k": Sub("v")}}):
+        bad_entry = dataclasses.replace(good, **bad)
+        assert outcome(check, bad_entry) == outcome(reference_check, bad_entry)
+        assert outcome(check, bad_entry)[0] is EntryError or bad == {"refs": {"k": Sub("v")}}
+    # other tokens are matched again, and the memory is bounded
+    assert outcome(check, dataclasses.replace(good, tenant_id="t2")) == (AssertionError, "regex ran")
+    monkeypatch.undo()
+    monkeypatch.setattr(entry_module, "_ACCEPTED", {})
+    monkeypatch.setattr(entry_module, "_ACCEPTED_MAX", 2)
+    for tenant in ("t1", "t2", "t3", "t4", "t5"):
+        check(dataclasses.replace(good, tenant_id=tenant))
+    assert 1 <= len(entry_module._ACCEPTED) <= 2
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))

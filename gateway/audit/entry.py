@@ -76,6 +76,10 @@ _FAST = re.compile(
 )
 _SYSTEM = re.compile(_T + r"{0,39}")  # system ≤ 40
 _ONLY_STR = frozenset({str})
+# (tenant, actor, outcome, action, system, *ref names) the fast path accepted, all exact str (or
+# None for system): a log sees few of them, and an equal tuple is accepted again without the regexes.
+_ACCEPTED: dict[tuple, None] = {}
+_ACCEPTED_MAX = 4096
 
 
 def check(entry: AuditEntry) -> None:
@@ -89,15 +93,29 @@ def check(entry: AuditEntry) -> None:
         if (type(tenant) is str and type(actor) is str and type(outcome) is str and type(action) is str
                 and type(refs) is dict and len(refs) <= 32 and _ONLY_STR.issuperset(map(type, refs))
                 and (subject is None or (type(subject) is str and PSEUDONYM.fullmatch(subject)))
-                and (system is None or (type(system) is str and _SYSTEM.fullmatch(system)))):
-            joined = "\x00".join((tenant, actor, outcome, action, *refs))
-            if joined.count("\x00") == 3 + len(refs) and _FAST.fullmatch(joined):
+                and (system is None or type(system) is str)):
+            tokens = (tenant, actor, outcome, action, system, *refs)
+            if tokens in _ACCEPTED or _tokens_pass(tokens):
                 for value in refs.values():
                     if type(value) is not str or len(value) > 1024:
                         break
                 else:
                     return
     _check(entry)
+
+
+def _tokens_pass(tokens: tuple) -> bool:
+    """The fast path's checks of (tenant, actor, outcome, action, system, *ref names), exact str."""
+    tenant, actor, outcome, action, system, *names = tokens
+    if system is not None and not _SYSTEM.fullmatch(system):
+        return False
+    joined = "\x00".join((tenant, actor, outcome, action, *names))
+    if joined.count("\x00") != 3 + len(names) or not _FAST.fullmatch(joined):
+        return False
+    if len(_ACCEPTED) >= _ACCEPTED_MAX:
+        _ACCEPTED.clear()
+    _ACCEPTED[tokens] = None
+    return True
 
 
 def _check(entry: AuditEntry) -> None:
