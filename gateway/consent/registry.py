@@ -211,8 +211,9 @@ def _by_person(table: sa.Table):
 
 _PLAN_CONTENT = sa.select(plan_versions.c.content).where(
     *_by_person(plan_versions), plan_versions.c.version == sa.bindparam("b_version"))
-_CONSENT_VERSIONS = sa.select(consent_versions).where(*_by_person(consent_versions)).order_by(
-    consent_versions.c.consent_id, consent_versions.c.version)
+# Not ordered in SQL: with ORDER BY consent_id, version SQLite walks the primary key, i.e. every
+# consent of the tenant, rather than the person's index (ix_consent_versions_person).
+_CONSENT_VERSIONS = sa.select(consent_versions).where(*_by_person(consent_versions))
 _CARE_TEAM = sa.select(care_team_versions).where(*_by_person(care_team_versions)).order_by(
     care_team_versions.c.version.desc()).limit(1)
 _INFORMATION = sa.select(information_records).where(*_by_person(information_records)).order_by(
@@ -225,7 +226,7 @@ def _load(conn: Connection, tenant_id: str, local_id: str, person_id: str, versi
     content = conn.execute(_PLAN_CONTENT, {**person, "b_version": version}).scalar_one()
     facts = person_facts(orjson.loads(content), version)
     latest: dict[str, sa.Row] = {}
-    for row in conn.execute(_CONSENT_VERSIONS, person):
+    for row in sorted(conn.execute(_CONSENT_VERSIONS, person), key=lambda r: (r.consent_id, r.version)):
         latest[row.consent_id] = row
     directives = tuple(
         compile_directive(orjson.loads(row.content), consent_id=row.consent_id, version=row.version,
