@@ -93,6 +93,54 @@ class SubEntry(AuditEntry):
     pass
 
 
+# ------------------------------------------------------------ building an entry
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedEntry:
+    """AuditEntry's fields with the __init__ dataclasses generates (what AuditEntry had before)."""
+
+    tenant_id: str
+    actor: str
+    action: str
+    outcome: str
+    subject: str | None = None
+    system: str | None = None
+    refs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    at: dt.datetime | None = None
+
+
+AT_UTC = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+BUILDS = [
+    (("t1", "worker", "a.b", "success"), {}),
+    (("t1", "worker", "a.b", "success", "ps1-" + "0" * 32, "dmp", {"k": "v"}, AT_UTC), {}),
+    ((), {"tenant_id": "t1", "actor": "worker", "action": "a.b", "outcome": "success", "refs": None}),
+    (("t1", "worker"), {"action": "a.b", "outcome": "success", "at": AT_UTC, "system": Sub("dmp")}),
+    (("t1",), {"actor": "worker", "action": "a.b"}),  # missing argument
+    (("t1", "worker", "a.b", "success"), {"tenant_id": "t2"}),  # given twice
+    (("t1", "worker", "a.b", "success"), {"colour": "red"}),  # unknown
+    (("t1", "worker", "a.b", "success", None, None, {}, None, "extra"), {}),  # too many
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), BUILDS, ids=range(len(BUILDS)))
+def test_an_entry_is_built_as_the_generated_dataclass_init_built_it(args, kwargs):
+    built = outcome(lambda: AuditEntry(*args, **kwargs))
+    generated = outcome(lambda: GeneratedEntry(*args, **kwargs))
+    assert built[0] == generated[0] and (built[0] == "ok" or built[0] is TypeError)
+    if built[0] != "ok":
+        return
+    entry, reference = built[1], generated[1]
+    assert vars(entry) == vars(reference) and list(vars(entry)) == list(vars(reference))
+    assert repr(entry) == repr(reference).replace("GeneratedEntry", "AuditEntry")
+    assert entry == AuditEntry(*args, **kwargs) and dataclasses.replace(entry) == entry
+    assert dataclasses.replace(entry, actor="cli").actor == "cli"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.actor = "cli"
+    if "refs" not in kwargs and len(args) < 7:  # a new dict each time, as default_factory gives
+        assert entry.refs == {} and type(entry.refs) is dict and entry.refs is not AuditEntry(*args, **kwargs).refs
+
+
 # ------------------------------------------------------------ generated entries
 
 TOKEN_CHARS = "ABCxyz0189._:@/+-"
