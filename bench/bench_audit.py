@@ -7,6 +7,7 @@
 Measured in the same run:
 - baseline: RFC 8785 encoding + leaf hash of the same entries (no storage): the CPU floor;
 - the disk's floor: raw write + fsync of 512 B per second in the same directory;
+- the driver's floor: a bare INSERT of a leaf-sized row per durable commit (autocommit), one caller;
 - durable appends one at a time: one transaction and one fsync'd commit per entry (SQLite WAL,
   synchronous=FULL; PostgreSQL fsync and synchronous_commit on), with p50/p99 latency: the
   sequential caller through SQLAlchemy (`write_transaction` + `append`), then the Appender
@@ -108,6 +109,37 @@ def fsync_floor(directory: Path, seconds: float = 0.5) -> int:
         path.unlink()
 
 
+def driver_floor(store: Store, n: int) -> dict:
+    """One caller, one durable commit per row and nothing else: a bare INSERT of a leaf-sized row
+    (430 B) in a scratch table, in autocommit (SQLite: sqlite3 without isolation level; PostgreSQL:
+    psycopg, fsync and synchronous_commit on), i.e. one statement and its commit per row. What a
+    lone sequential caller cannot beat on this machine."""
+    raw = store.engine.raw_connection()
+    raw.detach()  # autocommit below: never handed back to the pool
+    dbapi = raw.dbapi_connection
+    postgres = store.engine.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    try:
+        if postgres:
+            dbapi.autocommit = True  # sqlite3: the engine's connections have no isolation level already
+        cursor = dbapi.cursor()
+        cursor.execute("DROP TABLE IF EXISTS bench_floor")
+        cursor.execute("CREATE TABLE bench_floor (seq BIGINT PRIMARY KEY, body BYTEA NOT NULL)" if postgres else
+                       "CREATE TABLE bench_floor (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        insert, body, latencies = f"INSERT INTO bench_floor (seq, body) VALUES ({mark}, {mark})", b"x" * 430, []
+        start = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            cursor.execute(insert, (i, body))
+            latencies.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - start
+        cursor.execute("DROP TABLE bench_floor")
+    finally:
+        raw.close()
+    return {"entries_per_s": round(n / seconds), "p50_ms": round(pct(latencies, 0.5) * 1000, 3),
+            "p99_ms": round(pct(latencies, 0.99) * 1000, 3), "n": n}
+
+
 def with_appender(store: Store, callers: int, n: int) -> dict:
     """`callers` threads, each appending one entry at a time through the Appender (n in all)."""
     appender = Appender(store.engine)
@@ -153,9 +185,10 @@ def median_round(rounds: list[dict]) -> dict:
 
 def durable_one_at_a_time(store: Store, directory: Path, args) -> dict:
     """The sequential SQLAlchemy path and the Appender at each number of callers, interleaved."""
-    measured: dict[str, list[dict]] = {"fsync_floor": [], "sequential": []}
+    measured: dict[str, list[dict]] = {"fsync_floor": [], "driver_floor": [], "sequential": []}
     for _ in range(args.rounds):
         measured["fsync_floor"].append({"entries_per_s": fsync_floor(directory)})
+        measured["driver_floor"].append(driver_floor(store, args.single))
         measured["sequential"].append(one_at_a_time(store, args.single))
         for callers in args.callers:
             measured.setdefault(f"appender_{callers}", []).append(with_appender(store, callers, args.per_round))
@@ -301,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = {"one_at_a_time": durable, **groups, "time_to_checkpoint": checkpoint}
                 print(f"{name}: disk floor (write + fsync) {durable['fsync_floor']['entries_per_s']:,}/s")
                 for measure, r in durable.items():
-                    if measure != "fsync_floor":
+                    if measure != "fsync_floor":  # the driver floor is printed as a measure
                         low, high = r["entries_per_s_range"]
                         print(f"  one at a time, {measure}: {r['entries_per_s']:,}/s ({low:,}–{high:,}), "
                               f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
