@@ -1,5 +1,5 @@
 """The profile walk's fast paths (validator.FAST_FIELDS, prepared once per rule set; the structure
-scan standing for the ele-1 / ext-1 / references pass) give the same problems as the walk without
+scan standing for the ele-1 / ext-1 / references pass; walks of whole resources replayed) give the same problems as the walk without
 them: on the fixtures' TDDUI Bundles, the conformance runner's broken
 copies, the gate's reference Bundle, and random mutations of all of these (values dropped,
 duplicated, swapped for other values of the same document, lists reordered)."""
@@ -18,6 +18,8 @@ from gateway.conformance.fhir import validator as V
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.model.problem import errors
 from tests.test_fhir_structure_support import broken_copies, fixture_bundles
+
+SD_PATIENT = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition/tddui-patient|2.2.0"
 
 POLICIES = [
     {"structure": False, "closed_references": True, "require_profiles": True, "best_practice": False},
@@ -46,6 +48,7 @@ def pairs() -> list[tuple[Validator, Validator]]:
         for profile in reference.rules.profiles.values():
             _strip(profile["root"])
         reference.scan_shortcut = False
+        reference.remember_walks = False
         out.append((fast, reference))
     return out
 
@@ -361,3 +364,92 @@ def test_a_structure_scan_with_a_finding_lets_the_native_pass_locate_it(pairs):
     last = len(doc["entry"]) - 1
     assert (f"Bundle.entry[{last}].resource.extension[0]", "invariant:ext-1") in found
     assert (f"Bundle.entry[{last}].resource.owner.reference", "reference-unresolved") in found
+
+
+def _entry_of(doc: dict, rtype: str) -> int:
+    return next(i for i, e in enumerate(doc["entry"]) if e["resource"]["resourceType"] == rtype)
+
+
+@pytest.fixture(scope="module")
+def plan_bundle() -> dict:
+    doc = next(iter(fixture_bundles().values()))
+    assert {"Practitioner", "PractitionerRole", "Organization"} <= {e["resource"]["resourceType"] for e in doc["entry"]}
+    return doc
+
+
+def test_a_resource_walked_before_is_replayed_with_the_same_answer(pairs, plan_bundle, monkeypatch):
+    fast = Validator(tddui_gate().rules, closed_references=True, require_profiles=True, best_practice=False)
+    calls = []
+    walk = V.Validator._value
+    monkeypatch.setattr(V.Validator, "_value", lambda self, *a: calls.append(1) or walk(self, *a))
+    fast.validate(copy.deepcopy(plan_bundle))
+    first = len(calls)
+    again = [p.model_dump() for p in fast.validate(copy.deepcopy(plan_bundle))]
+    assert len(calls) - first < first / 4  # nearly every resource replayed
+    monkeypatch.undo()
+    assert again == [p.model_dump() for p in pairs[1][1].validate(copy.deepcopy(plan_bundle))]
+
+
+def test_a_walk_is_not_replayed_where_a_reference_target_changed(pairs, plan_bundle):
+    role = _entry_of(plan_bundle, "PractitionerRole")
+    target = plan_bundle["entry"][role]["resource"]["practitioner"]["reference"]
+    other_type = copy.deepcopy(plan_bundle)
+    other_profile = copy.deepcopy(plan_bundle)
+    for doc, edit in ((other_type, "type"), (other_profile, "profile")):
+        for entry in doc["entry"]:
+            if entry["fullUrl"] == target:
+                if edit == "type":
+                    entry["resource"]["resourceType"] = "RelatedPerson"
+                    entry["request"]["url"] = "RelatedPerson"
+                else:
+                    entry["resource"]["meta"]["profile"] = [SD_PATIENT]
+    for doc in (plan_bundle, other_type, plan_bundle, other_profile, plan_bundle):
+        _same(pairs, doc)
+    fast = pairs[1][0]
+    assert "reference-target-type" in {p.rule for p in fast.validate(copy.deepcopy(other_type))}
+    assert "reference-target-profile" in {p.rule for p in fast.validate(copy.deepcopy(other_profile))}
+
+
+def test_a_walk_relying_on_a_note_given_earlier_is_not_replayed_where_it_is_not(pairs, plan_bundle):
+    backwards = copy.deepcopy(plan_bundle)
+    backwards["entry"].reverse()
+    alone = {"resourceType": "Bundle", "meta": plan_bundle["meta"], "type": "transaction",
+             "entry": [e for e in copy.deepcopy(plan_bundle["entry"])
+                       if e["resource"]["resourceType"] in ("Task", "Goal", "ServiceRequest")]}
+    for doc in (plan_bundle, backwards, alone, plan_bundle, alone, backwards):
+        _same(pairs, doc)
+    for entry in alone["entry"]:
+        _same(pairs, entry["resource"])  # alone: no Bundle, no reference checked
+
+
+def test_problems_of_a_replayed_walk_are_moved_to_where_the_resource_is(pairs, plan_bundle):
+    bad = copy.deepcopy(plan_bundle)
+    practitioner = bad["entry"][_entry_of(bad, "Practitioner")]["resource"]
+    practitioner["identifier"][0]["type"]["coding"][0]["code"] = "XX"
+    practitioner["name"] = [{"family": "X", "given": ["Y"], "use": "nickname"}]
+    moved = copy.deepcopy(bad)
+    moved["entry"].insert(0, moved["entry"].pop(_entry_of(moved, "Practitioner")))
+    for doc in (bad, moved, bad, moved):
+        _same(pairs, doc)
+    where = {p.location.split(".resource")[0] for p in pairs[1][0].validate(copy.deepcopy(moved))
+             if p.source.split("|")[0].endswith("tddui-practitioner")}
+    assert where == {"Bundle.entry[0]"}
+
+
+def test_a_relative_reference_is_resolved_against_each_entry_base_again(pairs, plan_bundle):
+    docs = []
+    for base in ("https://a.example/fhir", "https://b.example/fhir"):
+        doc = copy.deepcopy(plan_bundle)
+        role = doc["entry"][_entry_of(doc, "PractitionerRole")]
+        practitioner = doc["entry"][_entry_of(doc, "Practitioner")]
+        practitioner["fullUrl"] = "https://a.example/fhir/Practitioner/p1"
+        practitioner["resource"].pop("id", None)
+        role["fullUrl"] = f"{base}/PractitionerRole/r1"
+        role["resource"]["practitioner"] = {"reference": "Practitioner/p1"}
+        if base.startswith("https://b."):  # there, the same reference designates an Organization
+            doc["entry"][_entry_of(doc, "Organization")]["fullUrl"] = f"{base}/Practitioner/p1"
+        docs.append(doc)
+    for doc in (*docs, *docs, docs[1], docs[0]):
+        _same(pairs, doc)
+    said = [{p.rule for p in pairs[1][0].validate(copy.deepcopy(doc)) if ".practitioner" in p.location} for doc in docs]
+    assert "reference-target-type" not in said[0] and "reference-target-type" in said[1]

@@ -39,12 +39,14 @@ FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained", "_inv", "_decide", 
 _UNCONTAINED = {"dom-2", "dom-4", "dom-5"}
 CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
 CLEAN_BYTES = 2048  # of values at most this long (JSON): the memory stays bounded
+WALKS_MAX = 1024  # walks of whole resources remembered per validator (then forgotten all at once)
+WALKS_BYTES = 8192  # of resources at most this long (JSON)
 
 
 class _Run:
     """State of one validation: problems (deduplicated), references met, notes already given."""
 
-    __slots__ = ("problems", "seen", "refs", "notes", "index", "entry_url", "applied", "tried")
+    __slots__ = ("problems", "seen", "refs", "notes", "index", "entry_url", "applied", "tried", "rec")
 
     def __init__(self):
         self.problems: list[Problem] = []
@@ -55,9 +57,12 @@ class _Run:
         self.entry_url: str | None = None
         self.applied: set[tuple[int, str]] = set()
         self.tried = 0  # problems raised, repeated ones included: unchanged over a walk means clean
+        self.rec: _Recording | None = None  # what the walk of a resource reads besides the resource
 
     def add(self, location: str, rule: str, fr: str, en: str, severity: Severity, source: str) -> None:
         self.tried += 1
+        if self.rec is not None:
+            self.rec.calls.append((location, rule, fr, en, severity, source))
         key = (location, rule, fr)
         if key in self.seen:
             return
@@ -67,10 +72,29 @@ class _Run:
         )
 
     def once(self, note: str) -> bool:
+        if self.rec is not None:
+            self.rec.notes.add(note)
         if note in self.notes:
             return False
         self.notes.add(note)
         return True
+
+
+class _Recording:
+    """During the walk of a resource against a profile: every problem raised (repeated ones included),
+    the notes looked up, and each reference whose target was checked with what it found there."""
+
+    __slots__ = ("calls", "notes", "targets")
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self.notes: set[str] = set()
+        self.targets: list[tuple[str, object]] = []
+
+
+def _found(target) -> object:
+    """What _target reads of the resource a reference designates."""
+    return (target.get("resourceType"), tuple(_profiles(target))) if isinstance(target, dict) else target
 
 
 EXTERNAL = object()
@@ -137,9 +161,12 @@ def _prepare(node: dict) -> None:
         _prepare(child)
     for s in slices:
         _prepare(s)
-    # children that can be skipped when absent, without a call: (name, _name or None when a choice or needed)
+    # children that can be skipped when absent, without a call: (name, _name or None when a choice or
+    # needed, node, True when one value of it goes straight to its checks: see _element)
     node["_kidspecs"] = tuple(
-        (c["name"], None if c["_prefix"] is not None or c["_needed"] else c["_under"], c) for c in node["_kids"]
+        (c["name"], None if c["_prefix"] is not None or c["_needed"] else c["_under"], c,
+         c["_prefix"] is None and c["_single"])
+        for c in node["_kids"]
     )
     matches = [s.get("match") or [] for s in slices]
     if slices and all(len(m) == 1 for m in matches):
@@ -198,6 +225,12 @@ def _prepare(node: dict) -> None:
     mn, mx = node.get("min"), node.get("max")
     node["_bounds"] = (mn, mx, node.get("slices"))
     node["_single"] = not name.startswith("_") and not ((mn and 1 < mn) or (mx is not None and 1 > mx) or slices)
+
+
+def _all_constraints(node: dict):
+    yield from node.get("constraints", ())
+    for child in (*node.get("children", ()), *(node.get("slices") or ())):
+        yield from _all_constraints(child)
 
 
 def _invariants(constraints) -> tuple[tuple, tuple]:
@@ -325,6 +358,13 @@ class Validator:
         # the structure scan stands for the native pass where that pass would find nothing (a fast
         # path: tests/test_fhir_profile_speed.py compares with it off)
         self.scan_shortcut = True
+        # walks of whole resources replayed (_walk_resource; tests compare with it off), unless an
+        # invariant of the rule set reads the clock
+        self._walks: dict[tuple, tuple] = {}
+        self.remember_walks = not any(
+            f"{fn}()" in c["expression"] for p in rules.profiles.values() for c in _all_constraints(p["root"])
+            for fn in ("now", "today", "timeOfDay")
+        )
         for profile in rules.profiles.values():
             _prepare(profile["root"])
             _mark_pure(profile["root"], rules)
@@ -405,7 +445,46 @@ class Validator:
         if key in run.applied:
             return
         run.applied.add(key)
-        self._value(run, value, profile["root"], loc, f"{profile['url']}|{profile['version']}", res, None)
+        src = f"{profile['url']}|{profile['version']}"
+        if value is res and run.rec is None and self.remember_walks and res.get("resourceType") != "Bundle":
+            self._walk_resource(run, value, profile, loc, src)
+        else:
+            self._value(run, value, profile["root"], loc, src, res, None)
+
+    def _walk_resource(self, run: _Run, res: dict, profile: dict, loc: str, src: str) -> None:
+        """The walk of a resource against a profile, replayed when the same resource (the same JSON:
+        a Practitioner, an Organization in every Bundle a platform sends) was walked before and what
+        the walk read besides it is unchanged: the targets of its references, the notes it relied on
+        having been given. A walk that gave a note is not remembered (it is not the same in a run that
+        already gave it). Problems are replayed in order, moved to this resource's location."""
+        try:
+            text = orjson.dumps(res)
+        except TypeError:
+            text = None
+        if text is None or len(text) > WALKS_BYTES:
+            self._value(run, res, profile["root"], loc, src, res, None)
+            return
+        key = (profile["url"], run.index is None, text)
+        known = self._walks.get(key)
+        if known is not None:
+            calls, notes, targets = known
+            if notes <= run.notes and all(_found(run.index.resolve(ref, run.entry_url)) == found
+                                          for ref, found in targets):
+                for where, rule, fr, en, severity, source in calls:
+                    run.add(loc + where, rule, fr, en, severity, source)
+                return
+        given = len(run.notes)
+        run.rec = rec = _Recording()
+        try:
+            self._value(run, res, profile["root"], loc, src, res, None)
+        finally:
+            run.rec = None
+        if len(run.notes) != given or not all(c[0].startswith(loc) for c in rec.calls):
+            return
+        if len(self._walks) >= WALKS_MAX:
+            self._walks.clear()
+        cut = len(loc)
+        self._walks[key] = ([(c[0][cut:], *c[1:]) for c in rec.calls], frozenset(rec.notes), rec.targets)
 
     # --- element walk -------------------------------------------------------------------------
     def _element(self, run: _Run, obj: dict, node: dict, loc: str, src: str, res: dict) -> None:
@@ -487,6 +566,8 @@ class Validator:
             if text is not None and len(text) <= CLEAN_BYTES:  # large values (attachments…) not kept
                 memo = (id(node), key, text)
                 if memo in self._clean and notes <= run.notes:  # its notes already given in this run
+                    if run.rec is not None:
+                        run.rec.notes |= notes
                     return
                 tried = run.tried
         if node["_checks"]:
@@ -497,9 +578,19 @@ class Validator:
                     profile = self.rules.profiles.get(canonical)
                     if profile is not None:
                         self._apply(run, v, profile, vloc, res)
-            for name, under, child in node["_kidspecs"]:
-                if under is not None and name not in v and under not in v:
-                    continue  # absent and nothing requires it (the check _element would make first)
+            for name, under, child, single in node["_kidspecs"]:
+                raw = v.get(name)
+                if raw is None:
+                    if under is not None and under not in v:
+                        continue  # absent and nothing requires it (the check _element would make first)
+                elif single and (type(raw) is not list or len(raw) == 1):  # _element's single value path
+                    if type(raw) is list:
+                        raw = raw[0]
+                    kloc = f"{vloc}.{name}[0]" if child["list"] else f"{vloc}.{name}"
+                    self._value(run, raw, child, kloc, src, res, name)
+                    if child["_ext"] and isinstance(raw, dict):
+                        self._extension(run, raw, kloc, res)
+                    continue
                 self._element(run, v, child, vloc, src, res)
         if memo is not None and run.tried == tried:
             if len(self._clean) >= CLEAN_MAX:
@@ -694,6 +785,8 @@ class Validator:
         if not isinstance(ref, str):
             return
         target = run.index.resolve(ref, run.entry_url)
+        if run.rec is not None:
+            run.rec.targets.append((ref, _found(target)))
         if not isinstance(target, dict):
             return
         allowed = node["targetTypes"]
