@@ -368,7 +368,7 @@ def _check_references(bundle: dict) -> None:
 
 def _references_resolve(bundle: dict) -> bool:
     """True when `_first_unresolved` would find nothing: the same walk without building a path
-    for every element (0.8 → 0.2 ms a TDDUI Bundle); on False the paths are built, for the message."""
+    for every element (~⅓ less); on False that one builds them, for its message."""
     entries = bundle.get("entry", [])
     full_urls = {e.get("fullUrl") for e in entries if e.get("fullUrl")}
     return all(_resolved(entry.get("resource", {}), full_urls) for entry in entries)

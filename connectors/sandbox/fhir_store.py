@@ -66,7 +66,7 @@ class ResourceStore:
         # candidate is matched again. Types holding an identifier list it cannot read are scanned.
         self._by_identifier: dict[tuple[str, str], set[str]] = {}
         self._unindexed: set[str] = set()
-        self._bundles: dict[str, dict] = {}  # Bundle.identifier → transaction-response (resend)
+        self._bundles: dict[str, bytes] = {}  # Bundle.identifier → transaction-response (resend)
 
     # ---------------------------------------------------------------- basic interactions
 
@@ -157,8 +157,8 @@ class ResourceStore:
         """Process a transaction Bundle all or nothing (FHIR R4 http.html#transaction):
         urn:uuid fullUrls are rewritten to the ids assigned here. `owned`: nobody else holds
         `bundle` (a request body just read): its resources are stored themselves, their
-        references rewritten in place, instead of copies (a TDDUI Bundle's ~1,500 dicts and
-        lists the garbage collector would traverse too); a rejected Bundle is left half-rewritten."""
+        references rewritten in place, instead of copies (a TDDUI Bundle's ~700 dicts and lists,
+        the garbage collector's to traverse too); a rejected Bundle is left half-rewritten."""
         key = _bundle_key(bundle)
         with self._lock:
             if key and key in self._bundles:
