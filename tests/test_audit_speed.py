@@ -446,7 +446,8 @@ def _assert_as_sqlalchemy_stores(store, monkeypatch, fast: list[tuple], n: int, 
         assert stored == AT and stored.tzinfo is not None
 
 
-@pytest.mark.parametrize("n", [5, 50], ids=["executemany", "copy-on-postgres"])
+@pytest.mark.parametrize("n", [5, 50, log.SQLITE_ROWS, 2 * log.SQLITE_ROWS + 3],
+                         ids=["executemany", "copy-on-postgres", "multi-row-on-sqlite", "multi-row-and-rest"])
 def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
     assert log._prepared_insert(store.engine.dialect)  # the fast path is the one tested
     copies = []
@@ -461,7 +462,7 @@ def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monke
 real_copy = log.copy_rows
 
 
-@pytest.mark.parametrize("n", [1, 5, 50])
+@pytest.mark.parametrize("n", [1, 5, 50, 2 * log.SQLITE_ROWS + 3])
 def test_the_appender_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
     appender = Appender(store.engine, max_batch=n)
     write = appender._writer()
@@ -501,9 +502,10 @@ def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(s
     assert [r[0] for r in _rows(store)] == [0, 1, 2]
 
 
-def test_a_database_error_during_copy_is_raised_as_sqlalchemy_raises_it(store):
-    refuse_audit_inserts(store.engine)  # the database refuses every insert
+@pytest.mark.parametrize("n", [40, log.SQLITE_ROWS + 1])
+def test_a_database_error_during_copy_is_raised_as_sqlalchemy_raises_it(store, n):
+    refuse_audit_inserts(store.engine)  # the database refuses every insert (COPY, multi-row INSERT)
     with pytest.raises(sa.exc.IntegrityError, match="audit"):
         with write_transaction(store.engine) as conn:
-            append_many(conn, _batch(40))
+            append_many(conn, _batch(n))
     assert _rows(store) == []

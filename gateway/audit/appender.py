@@ -45,6 +45,7 @@ from gateway.audit.log import (
     append_many,
     as_sqlalchemy_error,
     copy_rows,
+    insert_rows_sqlite,
     leaf_rows,
 )
 
@@ -276,6 +277,8 @@ def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> tupl
             copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
         elif len(entries) == 1:
             cursor.execute(_INSERT[backend], next(leaf_rows(entries, size, frontier, prepared)))
+        elif backend == "sqlite":
+            insert_rows_sqlite(cursor, list(leaf_rows(entries, size, frontier, prepared)))
         else:
             cursor.executemany(_INSERT[backend], list(leaf_rows(entries, size, frontier, prepared)))
         cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))

@@ -93,6 +93,16 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
             copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
         except conn.dialect.loaded_dbapi.Error as error:
             raise as_sqlalchemy_error(conn.dialect, error) from error
+    elif prepared and conn.dialect.name == "sqlite":
+        # same connection, same transaction: multi-row INSERTs of already-bound values
+        rows = list(leaf_rows(entries, size, frontier, prepared))
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            insert_rows_sqlite(cursor, rows)
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise as_sqlalchemy_error(conn.dialect, error) from error
+        finally:
+            cursor.close()
     elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
         rows = list(leaf_rows(entries, size, frontier, prepared))
@@ -113,6 +123,22 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
 COPY_FROM = 16  # PostgreSQL: batches of at least this many entries go through COPY
 COPY_SQL = "COPY audit_entries (" + ", ".join(_INSERT_COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = ("int8", "varchar", "varchar", "timestamptz", "bytea")  # audit_entries' columns on PostgreSQL
+
+
+SQLITE_ROWS = 100  # rows per multi-row INSERT on SQLite (500 variables: under every build's limit)
+_SQLITE_ROW = "(?, ?, ?, ?, ?)"
+_SQLITE_INSERT = f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) VALUES {_SQLITE_ROW}"
+_SQLITE_INSERT_MANY = _SQLITE_INSERT + f", {_SQLITE_ROW}" * (SQLITE_ROWS - 1)
+
+
+def insert_rows_sqlite(cursor, rows: Sequence[tuple]) -> None:
+    """Rows of `leaf_rows` into audit_entries on SQLite: SQLITE_ROWS per INSERT statement (about a
+    fifth less of the driver's time per row than one execution per row), the rest by executemany."""
+    whole = len(rows) - len(rows) % SQLITE_ROWS
+    for start in range(0, whole, SQLITE_ROWS):
+        cursor.execute(_SQLITE_INSERT_MANY, [value for row in rows[start:start + SQLITE_ROWS] for value in row])
+    if whole < len(rows):
+        cursor.executemany(_SQLITE_INSERT, rows[whole:])
 
 
 def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
