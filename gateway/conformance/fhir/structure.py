@@ -136,6 +136,8 @@ def _string(v):
 def _code(v):
     if type(v) is not str:
         return TYPE
+    if v.isascii() and v.isprintable():  # (fast path) the only whitespace there is the space
+        return None if v and v[0] != " " and v[-1] != " " and "  " not in v else FORMAT
     return None if _CODE.fullmatch(v) else FORMAT
 
 
@@ -156,6 +158,8 @@ def _oid(v):
 def _uri(v):
     if type(v) is not str:
         return TYPE
+    if v.isascii() and v.isprintable():  # (fast path) the only whitespace there is the space
+        return R4 if " " in v else None
     return R4 if _SPACE.search(v) else None
 
 
@@ -407,8 +411,14 @@ class Structure:
                 for x in v:
                     if type(x) is not dict or not self._ok(x, sub, found):
                         return False
-                    if kind == EXTENSIONS and ("extension" in x) == any(y.startswith("value") for y in x):
-                        found.append(None)  # ext-1
+                    if kind == EXTENSIONS:
+                        valued = False
+                        for y in x:
+                            if y.startswith("value"):
+                                valued = True
+                                break
+                        if ("extension" in x) == valued:
+                            found.append(None)  # ext-1
             elif kind == PRIM_LIST:
                 if type(v) is not list:
                     return False
