@@ -192,7 +192,11 @@ CHOICE_TYPES = frozenset(
 def choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
     """The (key, value) pairs of choice element `prefix[x]` present in `obj`."""
     n = len(prefix)
-    return [(k, v) for k, v in obj.items() if k.startswith(prefix) and k[n:] in CHOICE_TYPES]
+    found = []
+    for k, v in obj.items():  # (a loop, not a comprehension: no function call, most often nothing found)
+        if k.startswith(prefix) and k[n:] in CHOICE_TYPES:
+            found.append((k, v))
+    return found
 
 
 def _steps(path: str) -> list[tuple]:

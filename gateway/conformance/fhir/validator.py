@@ -566,7 +566,7 @@ class Validator:
             if text is not None and len(text) <= CLEAN_BYTES:  # large values (attachments…) not kept
                 memo = (id(node), key, text)
                 if memo in self._clean and notes <= run.notes:  # its notes already given in this run
-                    if run.rec is not None:
+                    if notes and run.rec is not None:
                         run.rec.notes |= notes
                     return
                 tried = run.tried
