@@ -2,7 +2,7 @@
 worker (issue 5), against a baseline measured in the same run: POSTing the same TDDUI Bundles
 straight to the same sandbox peer (what the peer alone costs, without Relais).
 
-    .venv/bin/python bench/bench_delivery.py [--n 200] [--clients 1,4] [--postgres] [--no-split]
+    .venv/bin/python bench/bench_delivery.py [--n 200] [--clients 1,4] [--postgres] [--no-split] [--idle 0.01]
 
 Each plan is a fixture plan with a qualified identity under a new local id; every person was
 informed (so the consent engine permits); the exchange goes through consent decision (audited),
@@ -111,7 +111,7 @@ def connector_to(peer_url: str) -> EparcoursConnector:
 
 # ------------------------------------------------------------------------- one process
 
-def one_process(url: str, key_dir: Path, items: list[Plan]) -> dict:
+def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01) -> dict:
     token = prepare(url, key_dir, items)
     config = Settings(database_url=url, audit_key_dir=key_dir)
     store = Store(url)
@@ -129,7 +129,7 @@ def one_process(url: str, key_dir: Path, items: list[Plan]) -> dict:
         worker = Worker(store, {"eparcours": connector}, batch=10)
         received_before = peer.store.count("CarePlan")
         with ThreadedServer(create_app(store, config)) as api, httpx.Client(base_url=api.url, timeout=60) as http:
-            worker.start(idle=0.01)
+            worker.start(idle=idle)
             start = time.perf_counter()
             for plan in items:
                 response = http.post("/exchanges", headers={"Authorization": f"Bearer {token}"}, json=exchange_body(plan))
@@ -169,7 +169,7 @@ def run_peer(port: int) -> None:
         time.sleep(PROCESS_TIMEOUT)
 
 
-def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True) -> None:
+def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True, idle: float = 0.01) -> None:
     """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`
     (`worker=False`: the API alone)."""
     import uvicorn
@@ -180,12 +180,12 @@ def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool =
     _exit_later()
     store = Store(url)
     if worker:
-        Worker(store, {"eparcours": connector_to(peer_url)}, batch=10).start(idle=0.01)
+        Worker(store, {"eparcours": connector_to(peer_url)}, batch=10).start(idle=idle)
     app = create_app(store, Settings(database_url=url, audit_key_dir=Path(key_dir)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
-def run_worker(url: str, peer_url: str, port: int) -> None:
+def run_worker(url: str, peer_url: str, port: int, idle: float = 0.01) -> None:
     """Child process: one delivery worker, as `relais worker` (it listens on `port` only to say
     it is ready)."""
     from gateway import logs
@@ -196,7 +196,7 @@ def run_worker(url: str, peer_url: str, port: int) -> None:
     with socket.socket() as ready:
         ready.bind(("127.0.0.1", port))
         ready.listen()
-        worker.serve(idle=0.01)
+        worker.serve(idle=idle)
 
 
 class Child(common.Child):
@@ -216,13 +216,14 @@ def sent_count(store: Store) -> int:
 
 
 def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1,
-          worker_process: bool = False) -> dict:
+          worker_process: bool = False, idle: float = 0.01) -> dict:
     """`worker_process`: the worker in a process of its own (`relais serve` without its embedded
     worker + `relais worker`) instead of a thread of the API's process."""
     token = prepare(url, key_dir, warm + items)
     peer = Child("--peer")
-    gateway = Child("--gateway", url, str(key_dir), peer.url, *(["--api-only"] if worker_process else []))
-    worker = Child("--worker", url, peer.url) if worker_process else None
+    gateway = Child("--gateway", url, str(key_dir), peer.url, "--idle", str(idle),
+                    *(["--api-only"] if worker_process else []))
+    worker = Child("--worker", url, peer.url, "--idle", str(idle)) if worker_process else None
     store = Store(url)
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -280,6 +281,8 @@ def main() -> int:
     parser.add_argument("--no-split", action="store_true", help="only the one-process measure")
     parser.add_argument("--postgres", action="store_true", help="the split measure on PostgreSQL too")
     parser.add_argument("--clients", default="1,4", help="split measure: requests in flight (one measure each)")
+    parser.add_argument("--idle", type=float, default=0.01,
+                        help="seconds between a worker's polls of an empty queue (`relais serve`: 0.2)")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gateway", nargs=3, metavar=("URL", "KEYDIR", "PEER"), help=argparse.SUPPRESS)
     parser.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
@@ -290,10 +293,10 @@ def main() -> int:
         run_peer(args.port)
         return 0
     if args.gateway:
-        run_gateway(*args.gateway, args.port, worker=not args.api_only)
+        run_gateway(*args.gateway, args.port, worker=not args.api_only, idle=args.idle)
         return 0
     if args.worker:
-        run_worker(*args.worker, args.port)
+        run_worker(*args.worker, args.port, idle=args.idle)
         return 0
 
     from gateway import logs
@@ -303,29 +306,31 @@ def main() -> int:
     warm, items = items[args.n:], items[:args.n]
     results: dict = {"n": args.n, "python": platform.python_version(), "cpus": os.cpu_count(),
                      "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0],
+                     "worker_idle_s": args.idle,
                      "uvicorn_http": http_stack()}
     with tempfile.TemporaryDirectory() as tmp:
-        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items)
+        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items, args.idle)
         clients = [int(c) for c in args.clients.split(",")]
         if not args.no_split:
-            results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c)
-                                       for c in clients]
+            results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c,
+                                             idle=args.idle) for c in clients]
             results["split_sqlite"] += [split(f"sqlite:///{tmp}/split{c}w.db", Path(tmp) / f"keys-w{c}", items, warm,
-                                              c, worker_process=True) for c in clients]
+                                              c, worker_process=True, idle=args.idle) for c in clients]
             if args.postgres:
                 from tests.support.postgres import PostgresServer
 
                 pg = PostgresServer(durable=True).start()
                 try:
                     results["split_postgres"] = [split(pg.create_database(f"bench_delivery_{c}"),
-                                                       Path(tmp) / f"keys-p{c}", items, warm, c) for c in clients]
+                                                       Path(tmp) / f"keys-p{c}", items, warm, c, idle=args.idle)
+                                                 for c in clients]
                 finally:
                     pg.stop()
     results["load_average_at_end"] = os.getloadavg()[0]
 
     one = results["one_process"]
     direct = one["baseline_direct_post_per_s"]
-    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker; "
+    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker (idle poll every {args.idle} s); "
           f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}; "
           f"uvicorn on {results['uvicorn_http']}")
     print("One process (API + worker + peer):")
