@@ -41,6 +41,7 @@ CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all a
 CLEAN_BYTES = 2048  # of values at most this long (JSON): the memory stays bounded
 WALKS_MAX = 1024  # walks of whole resources remembered per validator (then forgotten all at once)
 WALKS_BYTES = 8192  # of resources at most this long (JSON)
+WALKS_RETRY = 32  # a profile whose resources are replayed less than once in 8 walks: tried once in 32
 
 
 class _Run:
@@ -361,6 +362,7 @@ class Validator:
         # walks of whole resources replayed (_walk_resource; tests compare with it off), unless an
         # invariant of the rule set reads the clock
         self._walks: dict[tuple, tuple] = {}
+        self._tries: dict[str, list[int]] = {}
         self.remember_walks = not any(
             f"{fn}()" in c["expression"] for p in rules.profiles.values() for c in _all_constraints(p["root"])
             for fn in ("now", "today", "timeOfDay")
@@ -456,7 +458,16 @@ class Validator:
         a Practitioner, an Organization in every Bundle a platform sends) was walked before and what
         the walk read besides it is unchanged: the targets of its references, the notes it relied on
         having been given. A walk that gave a note is not remembered (it is not the same in a run that
-        already gave it). Problems are replayed in order, moved to this resource's location."""
+        already gave it). Problems are replayed in order, moved to this resource's location.
+        A profile whose resources are rarely met again (Tasks, Goals: one plan's own) is tried only
+        every WALKS_RETRY walks: the JSON and the lookup are not paid for nothing."""
+        tries = self._tries.get(profile["url"])
+        if tries is None:
+            tries = self._tries[profile["url"]] = [0, 0]  # walks, replays
+        tries[0] += 1
+        if tries[0] > WALKS_RETRY and tries[1] * 8 < tries[0] and tries[0] % WALKS_RETRY:
+            self._value(run, res, profile["root"], loc, src, res, None)
+            return
         try:
             text = orjson.dumps(res)
         except TypeError:
@@ -470,6 +481,7 @@ class Validator:
             calls, notes, targets = known
             if notes <= run.notes and all(_found(run.index.resolve(ref, run.entry_url)) == found
                                           for ref, found in targets):
+                tries[1] += 1
                 for where, rule, fr, en, severity, source in calls:
                     run.add(loc + where, rule, fr, en, severity, source)
                 return
