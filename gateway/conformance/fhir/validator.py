@@ -660,6 +660,21 @@ class Validator:
             if index is not None:  # one discriminator, exact values: look the slice up
                 steps, table = index
                 found = _evaluate_steps(v, steps)
+                if direct and len(found) == 1:  # one value (a code, a resource): the same lookup, at once
+                    x = found[0]
+                    if isinstance(x, str):
+                        hit = table.get(x)
+                        assigned.append(hit[0] if hit else None)
+                        continue
+                    if isinstance(x, dict):
+                        for p in _profiles(x):
+                            hit = table.get(p.partition("|")[0])
+                            if hit:
+                                assigned.append(hit[0])
+                                break
+                        else:
+                            assigned.append(None)
+                        continue
                 if found and all(isinstance(x, str) for x in found):
                     candidates = [s for x in found for s in table.get(x, ())]
                     if direct:
