@@ -212,12 +212,13 @@ class Appender:
                 if backend == "postgresql":
                     dbapi.autocommit = True  # a one-statement write commits alone; the others BEGIN
                 self._head = None
+                cursor = dbapi.cursor()  # the one-statement writes' (one per connection)
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
                     last, self._head = self._head, None  # unknown until this batch commits
                     try:
                         if last is not None and backend == "postgresql" and len(entries) < COPY_FROM:
-                            self._head = _one_statement(dbapi, prepared, entries, *last)
+                            self._head = _one_statement(cursor, prepared, entries, *last)
                             if self._head is not None:
                                 return last[0]
                         first, frontier = _write(dbapi, backend, prepared, entries)
@@ -245,7 +246,7 @@ class Appender:
                 pass
 
 
-def _one_statement(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
+def _one_statement(cursor, prepared, entries: Sequence[AuditEntry], size: int,
                    frontier: list[bytes]) -> tuple[int, list[bytes]] | None:
     """PostgreSQL, a batch below COPY_FROM, the head as this connection last committed it: the
     batch in one statement run alone in autocommit, i.e. its own transaction, committed (WAL
@@ -256,12 +257,11 @@ def _one_statement(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
     for row in leaf_rows(entries, size, frontier, prepared):
         params += row
     params[1] = merkle.pack(frontier)
-    with dbapi.cursor() as cursor:
-        cursor.execute(_ONE_STATEMENT[len(entries)], params)
-        if cursor.rowcount == len(entries):
-            return size + len(entries), frontier
-        if cursor.rowcount != 0:  # cannot happen: the rows go in only with the head's move
-            raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
+    cursor.execute(_ONE_STATEMENT[len(entries)], params)
+    if cursor.rowcount == len(entries):
+        return size + len(entries), frontier
+    if cursor.rowcount != 0:  # cannot happen: the rows go in only with the head's move
+        raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
     return None
 
 
