@@ -136,6 +136,9 @@ class Connector(Protocol):
     system: str
     payload_kinds: frozenset[str]
     retry: RetryPolicy
+    # How many `send` calls the worker may make at once (from several threads); more than 1
+    # only where `send` is thread-safe. Optional: read with `max_in_flight(connector)`.
+    max_in_flight: int = 1
 
     def send(self, envelope: Envelope) -> Receipt:
         """Deliver one envelope or raise TransientError / PermanentError."""
@@ -146,3 +149,8 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def max_in_flight(connector: object) -> int:
+    """The sends a connector accepts at once; 1 when it does not say (one after the other)."""
+    return max(1, int(getattr(connector, "max_in_flight", 1)))

@@ -99,11 +99,15 @@ class FhirClient:
 
     # ------------------------------------------------------------------ OAuth2
 
-    def _bearer(self, renew: bool = False) -> dict[str, str]:
+    def _bearer(self, refused: str | None = None) -> tuple[str | None, dict[str, str]]:
+        """The token to send and its header; a new one if `refused` (the token a 401 answered)
+        is still the current one. Thread-safe (the worker may send from several threads): one
+        fetch under the lock, and requests refused with the same token renew it only once."""
         if not self.endpoint.token_url:
-            return {}
+            return None, {}
         with self._lock:
-            if renew or self._token is None or time.monotonic() > self._token_expires:
+            if (self._token is None or self._token == refused
+                    or time.monotonic() > self._token_expires):
                 try:
                     response = self._http.post(self.endpoint.token_url, data={
                         "grant_type": "client_credentials", "client_id": self.endpoint.client_id,
@@ -118,7 +122,7 @@ class FhirClient:
                 grant = response.json()
                 self._token = grant["access_token"]
                 self._token_expires = time.monotonic() + max(30, int(grant.get("expires_in", 300)) - 30)
-            return {"Authorization": f"Bearer {self._token}"}
+            return self._token, {"Authorization": f"Bearer {self._token}"}
 
     # --------------------------------------------------------------- requests
 
@@ -128,15 +132,18 @@ class FhirClient:
         base = {"Accept": FHIR_JSON, **self.endpoint.headers, **(headers or {})}
         if body is not None:
             base["Content-Type"] = FHIR_JSON
+        refused = None
         for renew in (False, True):
+            token, bearer = self._bearer(refused)
             try:
                 response = self._http.request(method, path, content=body, params=params,
-                                              headers={**base, **self._bearer(renew)})
+                                              headers={**base, **bearer})
             except httpx.TimeoutException:
                 raise TransientError("délai dépassé en attendant le serveur", code="timeout") from None
             except (httpx.TransportError, ssl.SSLError) as exc:
                 raise _transport_error(exc, "connexion interrompue") from None
             if response.status_code == 401 and not renew and self.endpoint.token_url:
+                refused = token
                 continue  # token expired on the server side: renew once
             break
         return self._judge(response)

@@ -21,6 +21,8 @@ SYSTEM = "eparcours"
 class EparcoursConnector:
     system = SYSTEM
     payload_kinds = frozenset({"tddui-bundle", "cds-careteam"})
+    # send is thread-safe: FhirClient (httpx.Client, token under a lock), no other shared state.
+    max_in_flight = 4
 
     def __init__(self, endpoint: FhirEndpoint, retry: RetryPolicy | None = None):
         self.retry = retry or RetryPolicy()

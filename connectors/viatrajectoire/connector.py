@@ -75,6 +75,9 @@ def _empty_cursor() -> dict:
 class ViaTrajectoireConnector:
     system = SYSTEM
     payload_kinds = frozenset({KIND_CONSENT, KIND_STATUS})
+    # send is thread-safe: FhirClient (httpx.Client, token under a lock), no other shared state but the
+    # evaluation cursor, itself under a lock.
+    max_in_flight = 4
 
     def __init__(self, endpoint: FhirEndpoint, *, struct_idnat: str, retry: RetryPolicy | None = None,
                  status_update: str = "post", clock: Callable[[], dt.datetime] | None = None):

@@ -12,9 +12,13 @@ import os
 import random
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 
-from connectors.base import Connector, Envelope, PermanentError, TransientError
+from sqlalchemy.pool import StaticPool
+
+from connectors.base import Connector, Envelope, PermanentError, TransientError, max_in_flight
 from gateway.delivery import outbox, trail, wake
 from gateway.delivery.hooks import recheck_claimed
 from gateway.delivery.model import ExchangeRequest
@@ -48,6 +52,11 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop(), and by wake.queued() while the loop runs
         self._thread: threading.Thread | None = None
+        # Sends each connector accepts at once. An in-memory SQLite database is one connection
+        # shared by every thread (StaticPool): its transactions cannot overlap, so one at a time.
+        shared = isinstance(getattr(getattr(store, "engine", None), "pool", None), StaticPool)
+        self._in_flight = {system: 1 if shared else max_in_flight(c) for system, c in self.connectors.items()}
+        self._pool: ThreadPoolExecutor | None = None  # created at the first batch that needs it
 
     # ------------------------------------------------------------------ one pass
 
@@ -59,25 +68,73 @@ class Worker:
             if self.recheck is not None:
                 claimed = self.recheck(conn, claimed, now)
         leased_until = now + self.lease
-        for n, item in enumerate(claimed):
-            # Just before each send after the first, the item must still be this worker's: not
-            # if a slow peer used up the batch's lease and another worker claimed it again, or
-            # if a consent change cancelled it since the claim. Then it is not sent from here
-            # (it would be sent twice, or sent against the person's will). While more than half
-            # of the lease is left a read says so; past that, the lease is renewed (a write).
-            if n:
-                at = self.clock()
-                if leased_until - at > self.lease / 2:
-                    with self.store.reading() as conn:
-                        mine = outbox.still_ours(conn, item.seq, self.owner)
-                else:
-                    with self.store.transaction() as conn:
-                        mine = outbox.renew_lease(conn, item.seq, self.owner, at, self.lease)
-                if not mine:
-                    log.warning("worker_lease_lost", system=item.system, exchange=item.id)
-                    continue
-            self._deliver(item)
+        # Items of a connector that accepts several sends at once go out on up to that many
+        # lanes (pool threads); the others one after the other here, in claim order. Items of
+        # one (tenant, person, system) stay in one chain, sent in claim order: a newer version
+        # never overtakes an older one. (outbox.claim's `blocked` rule already keeps a batch
+        # to one pending item per such key; the chain keeps it true should that ever change.)
+        in_turn: list[outbox.Claimed] = []
+        chains: dict[tuple[str, str, str], list[outbox.Claimed]] = {}
+        by_system: dict[str, list[list[outbox.Claimed]]] = {}
+        for item in claimed:
+            if self._in_flight.get(item.system, 1) == 1:
+                in_turn.append(item)
+                continue
+            key = (item.tenant_id, item.person_local_id, item.system)
+            chain = chains.get(key)
+            if chain is None:
+                chain = chains[key] = []
+                by_system.setdefault(item.system, []).append(chain)
+            chain.append(item)
+        lanes = []
+        for system, system_chains in by_system.items():
+            queue = deque(system_chains)  # popleft() is thread-safe
+            for _ in range(min(self._in_flight[system], len(queue))):
+                lanes.append(self._executor().submit(self._lane, queue, leased_until))
+        try:
+            self._lane(deque([in_turn]), leased_until)
+        finally:
+            wait(lanes)
+        for lane in lanes:
+            lane.result()  # a lane's database failure fails the pass, as it would in turn
         return len(claimed)
+
+    def _lane(self, chains: deque, leased_until: dt.datetime) -> None:
+        """Send the chains taken from `chains` one item after the other, until none is left."""
+        first = True
+        while True:
+            try:
+                chain = chains.popleft()
+            except IndexError:
+                return
+            for item in chain:
+                if not first and not self._still_ours(item, leased_until):
+                    continue
+                first = False
+                self._deliver(item)
+
+    def _still_ours(self, item: outbox.Claimed, leased_until: dt.datetime) -> bool:
+        # Just before each send after a lane's first, the item must still be this worker's: not
+        # if a slow peer used up the batch's lease and another worker claimed it again, or if a
+        # consent change cancelled it since the claim. Then it is not sent from here (it would
+        # be sent twice, or sent against the person's will). While more than half of the lease
+        # is left a read says so; past that, the lease is renewed (a write).
+        at = self.clock()
+        if leased_until - at > self.lease / 2:
+            with self.store.reading() as conn:
+                mine = outbox.still_ours(conn, item.seq, self.owner)
+        else:
+            with self.store.transaction() as conn:
+                mine = outbox.renew_lease(conn, item.seq, self.owner, at, self.lease)
+        if not mine:
+            log.warning("worker_lease_lost", system=item.system, exchange=item.id)
+        return mine
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            size = sum(n for n in self._in_flight.values() if n > 1)
+            self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="relais-send")
+        return self._pool
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Run until nothing is due now (tests, demo)."""
@@ -162,6 +219,9 @@ class Worker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _loop(self, idle: float) -> None:
         # An idle worker polls every `idle` seconds; an item queued by this process (same
