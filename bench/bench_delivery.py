@@ -3,6 +3,7 @@ worker (issue 5), against a baseline measured in the same run: POSTing the same 
 straight to the same sandbox peer (what the peer alone costs, without Relais).
 
     .venv/bin/python bench/bench_delivery.py [--n 200] [--clients 1,4] [--postgres] [--no-split] [--idle 0.01]
+                                             [--in-flight N] [--peer-delay 0.1]
 
 Each plan is a fixture plan with a qualified identity under a new local id; every person was
 informed (so the consent engine permits); the exchange goes through consent decision (audited),
@@ -16,6 +17,10 @@ Two arrangements:
   worker in a process of its own (`relais serve` + one `relais worker`). Besides plans/s, the
   CPU seconds the processes used during the run (utime + stime from /proc, start-up excluded)
   per plan: Relais's (API + worker) is its cost per plan, independent of the peer's.
+
+`--in-flight N` sets the sends the worker keeps in flight (the connector's `max_in_flight`;
+default: the connector's own, 4 for e-parcours; 1 = one after the other); `--peer-delay S`
+makes the peer wait S seconds before each answer, as a national or regional service far away.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from connectors.base import RetryPolicy  # noqa: E402
 from connectors.eparcours import EparcoursConnector  # noqa: E402
 from connectors.fhirhttp import FhirEndpoint  # noqa: E402
 from connectors.sandbox.eparcours import eparcours_sandbox  # noqa: E402
+from connectors.sandbox.fhir_app import Fault  # noqa: E402
 from connectors.sandbox.server import ThreadedServer  # noqa: E402
 from gateway.api.app import create_app  # noqa: E402
 from gateway.consent import ConsentRegistry  # noqa: E402
@@ -103,19 +109,31 @@ def exchange_body(plan: Plan) -> dict:
             "payload_kind": "tddui-bundle", "recipient": {"kind": "system", "identifier": "eparcours"}}
 
 
-def connector_to(peer_url: str) -> EparcoursConnector:
-    return EparcoursConnector(FhirEndpoint(base_url=peer_url, token_url=f"{peer_url}/oauth/token",
-                                           client_id="relais", client_secret="sandbox-secret"),
-                              RetryPolicy(base_delay=0.01, max_delay=0.05))
+def connector_to(peer_url: str, in_flight: int = 0) -> EparcoursConnector:
+    connector = EparcoursConnector(FhirEndpoint(base_url=peer_url, token_url=f"{peer_url}/oauth/token",
+                                                client_id="relais", client_secret="sandbox-secret"),
+                                   RetryPolicy(base_delay=0.01, max_delay=0.05))
+    if in_flight:
+        connector.max_in_flight = in_flight
+    return connector
+
+
+def slow_peer(delay: float):
+    """The e-parcours sandbox, answering each request `delay` seconds late."""
+    peer = eparcours_sandbox()
+    if delay:
+        peer.faults.down_for(PROCESS_TIMEOUT, Fault(delay=delay))
+    return peer
 
 
 # ------------------------------------------------------------------------- one process
 
-def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01) -> dict:
+def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01, in_flight: int = 0,
+                peer_delay: float = 0.0) -> dict:
     token = prepare(url, key_dir, items)
     config = Settings(database_url=url, audit_key_dir=key_dir)
     store = Store(url)
-    peer = eparcours_sandbox()
+    peer = slow_peer(peer_delay)
     with ThreadedServer(peer.app) as server:
         # Baseline: the same Bundles posted directly (different identifiers so none dedupes).
         bundles = []
@@ -125,7 +143,7 @@ def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01) 
             bundles.append(orjson.dumps(bundle))
         direct = baseline(server.url, bundles)
 
-        connector = connector_to(server.url)
+        connector = connector_to(server.url, in_flight)
         worker = Worker(store, {"eparcours": connector}, batch=10)
         received_before = peer.store.count("CarePlan")
         with ThreadedServer(create_app(store, config)) as api, httpx.Client(base_url=api.url, timeout=60) as http:
@@ -159,17 +177,18 @@ def _exit_later() -> None:
     timer.start()
 
 
-def run_peer(port: int) -> None:
+def run_peer(port: int, delay: float = 0.0) -> None:
     """Child process: the strict e-parcours sandbox (TDDUI gate on every Bundle)."""
     import logging
 
     logging.disable(logging.CRITICAL)
     _exit_later()
-    with ThreadedServer(eparcours_sandbox().app, port=port):
+    with ThreadedServer(slow_peer(delay).app, port=port):
         time.sleep(PROCESS_TIMEOUT)
 
 
-def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True, idle: float = 0.01) -> None:
+def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True, idle: float = 0.01,
+                in_flight: int = 0) -> None:
     """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`
     (`worker=False`: the API alone)."""
     import uvicorn
@@ -180,19 +199,19 @@ def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool =
     _exit_later()
     store = Store(url)
     if worker:
-        Worker(store, {"eparcours": connector_to(peer_url)}, batch=10).start(idle=idle)
+        Worker(store, {"eparcours": connector_to(peer_url, in_flight)}, batch=10).start(idle=idle)
     app = create_app(store, Settings(database_url=url, audit_key_dir=Path(key_dir)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
-def run_worker(url: str, peer_url: str, port: int, idle: float = 0.01) -> None:
+def run_worker(url: str, peer_url: str, port: int, idle: float = 0.01, in_flight: int = 0) -> None:
     """Child process: one delivery worker, as `relais worker` (it listens on `port` only to say
     it is ready)."""
     from gateway import logs
 
     logs.configure("ERROR")
     _exit_later()
-    worker = Worker(Store(url), {"eparcours": connector_to(peer_url)}, batch=10)
+    worker = Worker(Store(url), {"eparcours": connector_to(peer_url, in_flight)}, batch=10)
     with socket.socket() as ready:
         ready.bind(("127.0.0.1", port))
         ready.listen()
@@ -216,14 +235,15 @@ def sent_count(store: Store) -> int:
 
 
 def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1,
-          worker_process: bool = False, idle: float = 0.01) -> dict:
+          worker_process: bool = False, idle: float = 0.01, in_flight: int = 0, peer_delay: float = 0.0) -> dict:
     """`worker_process`: the worker in a process of its own (`relais serve` without its embedded
     worker + `relais worker`) instead of a thread of the API's process."""
     token = prepare(url, key_dir, warm + items)
-    peer = Child("--peer")
-    gateway = Child("--gateway", url, str(key_dir), peer.url, "--idle", str(idle),
+    peer = Child("--peer", "--peer-delay", str(peer_delay))
+    gateway = Child("--gateway", url, str(key_dir), peer.url, "--idle", str(idle), "--in-flight", str(in_flight),
                     *(["--api-only"] if worker_process else []))
-    worker = Child("--worker", url, peer.url, "--idle", str(idle)) if worker_process else None
+    worker = Child("--worker", url, peer.url, "--idle", str(idle), "--in-flight", str(in_flight)) \
+        if worker_process else None
     store = Store(url)
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -283,6 +303,9 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4", help="split measure: requests in flight (one measure each)")
     parser.add_argument("--idle", type=float, default=0.01,
                         help="seconds between a worker's polls of an empty queue (`relais serve`: 0.2)")
+    parser.add_argument("--in-flight", type=int, default=0,
+                        help="sends the worker keeps in flight (0: the connector's own; 1: one after the other)")
+    parser.add_argument("--peer-delay", type=float, default=0.0, help="seconds the peer waits before each answer")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gateway", nargs=3, metavar=("URL", "KEYDIR", "PEER"), help=argparse.SUPPRESS)
     parser.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
@@ -290,13 +313,13 @@ def main() -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:
-        run_peer(args.port)
+        run_peer(args.port, args.peer_delay)
         return 0
     if args.gateway:
-        run_gateway(*args.gateway, args.port, worker=not args.api_only, idle=args.idle)
+        run_gateway(*args.gateway, args.port, worker=not args.api_only, idle=args.idle, in_flight=args.in_flight)
         return 0
     if args.worker:
-        run_worker(*args.worker, args.port, idle=args.idle)
+        run_worker(*args.worker, args.port, idle=args.idle, in_flight=args.in_flight)
         return 0
 
     from gateway import logs
@@ -306,23 +329,28 @@ def main() -> int:
     warm, items = items[args.n:], items[:args.n]
     results: dict = {"n": args.n, "python": platform.python_version(), "cpus": os.cpu_count(),
                      "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0],
-                     "worker_idle_s": args.idle,
+                     "worker_idle_s": args.idle, "in_flight": args.in_flight or "connector's",
+                     "peer_delay_s": args.peer_delay,
                      "uvicorn_http": http_stack()}
     with tempfile.TemporaryDirectory() as tmp:
-        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items, args.idle)
+        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items, args.idle,
+                                             args.in_flight, args.peer_delay)
         clients = [int(c) for c in args.clients.split(",")]
         if not args.no_split:
             results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c,
-                                             idle=args.idle) for c in clients]
+                                             idle=args.idle, in_flight=args.in_flight, peer_delay=args.peer_delay)
+                                       for c in clients]
             results["split_sqlite"] += [split(f"sqlite:///{tmp}/split{c}w.db", Path(tmp) / f"keys-w{c}", items, warm,
-                                              c, worker_process=True, idle=args.idle) for c in clients]
+                                              c, worker_process=True, idle=args.idle, in_flight=args.in_flight,
+                                              peer_delay=args.peer_delay) for c in clients]
             if args.postgres:
                 from tests.support.postgres import PostgresServer
 
                 pg = PostgresServer(durable=True).start()
                 try:
                     results["split_postgres"] = [split(pg.create_database(f"bench_delivery_{c}"),
-                                                       Path(tmp) / f"keys-p{c}", items, warm, c, idle=args.idle)
+                                                       Path(tmp) / f"keys-p{c}", items, warm, c, idle=args.idle,
+                                                             in_flight=args.in_flight, peer_delay=args.peer_delay)
                                                  for c in clients]
                 finally:
                     pg.stop()
@@ -330,7 +358,8 @@ def main() -> int:
 
     one = results["one_process"]
     direct = one["baseline_direct_post_per_s"]
-    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker (idle poll every {args.idle} s); "
+    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker (idle poll every {args.idle} s, "
+          f"{args.in_flight or 'the connector’s'} send(s) in flight, peer delay {args.peer_delay} s); "
           f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}; "
           f"uvicorn on {results['uvicorn_http']}")
     print("One process (API + worker + peer):")
