@@ -70,9 +70,9 @@ class Worker:
         leased_until = now + self.lease
         # Items of a connector that accepts several sends at once go out on up to that many
         # lanes (pool threads); the others one after the other here, in claim order. Items of
-        # one (tenant, person, system) stay in one chain, sent in claim order: a newer version
-        # never overtakes an older one. (outbox.claim's `blocked` rule already keeps a batch
-        # to one pending item per such key; the chain keeps it true should that ever change.)
+        # one (tenant, person, system) stay in one chain, sent in claim order and never two at
+        # once. (outbox.claim's `blocked` rule already keeps a batch to one pending item per
+        # such key, so a newer version cannot overtake an older one; the chain is a safeguard.)
         in_turn: list[outbox.Claimed] = []
         chains: dict[tuple[str, str, str], list[outbox.Claimed]] = {}
         by_system: dict[str, list[list[outbox.Claimed]]] = {}
