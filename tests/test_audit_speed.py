@@ -96,18 +96,14 @@ class SubEntry(AuditEntry):
 # ------------------------------------------------------------ building an entry
 
 
-@dataclasses.dataclass(frozen=True)
-class GeneratedEntry:
-    """AuditEntry's fields with the __init__ dataclasses generates (what AuditEntry had before)."""
-
-    tenant_id: str
-    actor: str
-    action: str
-    outcome: str
-    subject: str | None = None
-    system: str | None = None
-    refs: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    at: dt.datetime | None = None
+# AuditEntry's own fields, defaults included, with the __init__ dataclasses generates (what
+# AuditEntry had before it wrote its own): derived, so a field added to AuditEntry is compared too.
+GeneratedEntry = dataclasses.make_dataclass(
+    "GeneratedEntry",
+    [(f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+     for f in dataclasses.fields(AuditEntry)],
+    frozen=True,
+)
 
 
 AT_UTC = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -91,8 +91,8 @@ class ResourceStore:
         return [s for s in self.all(rtype) if predicate(s)]
 
     def _put(self, rtype: str, rid: str, resource: dict, *, owned: bool = False) -> Stored:
-        """`owned`: `resource` is a fresh copy no caller keeps (a transaction's `_rewrite`
-        output), stored as it is; otherwise it is copied first."""
+        """`owned`: no caller keeps `resource` (a transaction's entry, relinked), stored as it is;
+        otherwise it is copied first."""
         if not owned:
             resource = copy.deepcopy(resource)
         resource["id"] = rid
@@ -214,10 +214,9 @@ class ResourceStore:
             if match is not None:
                 out.append({"response": {"status": "200 OK", "location": f"{rtype}/{rid}/_history/{match.version}"}})
                 continue
-            if owned:
-                _relink(resource, assigned)
-            else:
-                resource = _rewrite(resource, assigned)
+            if not owned:
+                resource = copy.deepcopy(resource)
+            _relink(resource, assigned)
             stored = self._put(rtype, rid, resource, owned=True)
             status = "201 Created" if stored.version == 1 else "200 OK"
             out.append({"response": {"status": status, "location": f"{rtype}/{rid}/_history/{stored.version}",
@@ -232,23 +231,8 @@ def _bundle_key(bundle: dict) -> str | None:
     return None
 
 
-def _rewrite(node, assigned: dict[str, str]):
-    """A copy of `node` (every dict and list new) with the Bundle's references replaced."""
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k == "reference" and isinstance(v, str) and v in assigned:
-                out[k] = assigned[v]
-            else:
-                out[k] = _rewrite(v, assigned)
-        return out
-    if isinstance(node, list):
-        return [_rewrite(v, assigned) for v in node]
-    return node
-
-
 def _relink(node, assigned: dict[str, str]) -> None:
-    """`_rewrite` in place: the Bundle's references replaced in `node` itself."""
+    """The Bundle's references replaced in `node` itself (a resource the store now owns)."""
     if isinstance(node, dict):
         for k, v in node.items():
             if k == "reference" and isinstance(v, str):

@@ -40,22 +40,20 @@ from gateway.audit import merkle
 from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode, timestamp
 from gateway.audit.log import (
     COPY_FROM,
+    _INSERT_COLUMNS,
     AuditError,
     _prepared_insert,
     append_many,
     as_sqlalchemy_error,
-    copy_rows,
-    insert_rows_sqlite,
     leaf_rows,
+    write_rows,
 )
 
 MAX_BATCH = 1000
 
-_COLUMNS = "seq, tenant_id, action, at, body"
+_COLUMNS = ", ".join(_INSERT_COLUMNS)
 _LOCK = {"sqlite": "SELECT size, frontier FROM audit_head WHERE id = 1",  # BEGIN IMMEDIATE holds the lock
          "postgresql": "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"}
-_INSERT = {"sqlite": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-           "postgresql": f"INSERT INTO audit_entries ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"}
 _MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?",
          "postgresql": "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s"}
 _BEGIN = {"sqlite": "BEGIN IMMEDIATE",  # the database write lock, up to busy_timeout
@@ -273,14 +271,7 @@ def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> tupl
         cursor.execute(_BEGIN[backend])
         size, blob = cursor.execute(_LOCK[backend]).fetchone()
         frontier = merkle.unpack(blob)
-        if backend == "postgresql" and len(entries) >= COPY_FROM:
-            copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
-        elif len(entries) == 1:
-            cursor.execute(_INSERT[backend], next(leaf_rows(entries, size, frontier, prepared)))
-        elif backend == "sqlite":
-            insert_rows_sqlite(cursor, list(leaf_rows(entries, size, frontier, prepared)))
-        else:
-            cursor.executemany(_INSERT[backend], list(leaf_rows(entries, size, frontier, prepared)))
+        write_rows(dbapi, backend, entries, size, frontier, prepared)
         cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))
         if cursor.rowcount != 1:
             raise AuditError("tête du journal d'audit modifiée pendant l'ajout")

@@ -86,23 +86,14 @@ def append_many(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     size, blob = conn.execute(_LOCK_HEAD).one()
     frontier = merkle.unpack(blob)
     prepared = _prepared_insert(conn.dialect)
-    if prepared and conn.dialect.name == "postgresql" and len(entries) >= COPY_FROM:
-        # COPY … FROM STDIN (binary) on the same connection, in the same transaction, rows
-        # streamed as they are made: the server stores them while the next ones are hashed
+    backend = conn.dialect.name
+    if prepared and (backend == "sqlite" or (backend == "postgresql" and len(entries) >= COPY_FROM)):
+        # on the driver, same connection, same transaction: multi-row INSERTs on SQLite, COPY on
+        # PostgreSQL (the server stores the rows while the next ones are hashed)
         try:
-            copy_rows(conn.connection.dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+            write_rows(conn.connection.dbapi_connection, backend, entries, size, frontier, prepared)
         except conn.dialect.loaded_dbapi.Error as error:
             raise as_sqlalchemy_error(conn.dialect, error) from error
-    elif prepared and conn.dialect.name == "sqlite":
-        # same connection, same transaction: multi-row INSERTs of already-bound values
-        rows = list(leaf_rows(entries, size, frontier, prepared))
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            insert_rows_sqlite(cursor, rows)
-        except conn.dialect.loaded_dbapi.Error as error:
-            raise as_sqlalchemy_error(conn.dialect, error) from error
-        finally:
-            cursor.close()
     elif prepared:
         # same connection, same transaction: one driver executemany of already-bound values
         rows = list(leaf_rows(entries, size, frontier, prepared))
@@ -126,19 +117,34 @@ COPY_TYPES = ("int8", "varchar", "varchar", "timestamptz", "bytea")  # audit_ent
 
 
 SQLITE_ROWS = 100  # rows per multi-row INSERT on SQLite (500 variables: under every build's limit)
-_SQLITE_ROW = "(?, ?, ?, ?, ?)"
-_SQLITE_INSERT = f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) VALUES {_SQLITE_ROW}"
-_SQLITE_INSERT_MANY = _SQLITE_INSERT + f", {_SQLITE_ROW}" * (SQLITE_ROWS - 1)
+_ROW = {"sqlite": "(?, ?, ?, ?, ?)", "postgresql": "(%s, %s, %s, %s, %s)"}
+_DRIVER_INSERT = {backend: f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) VALUES {row}"
+                  for backend, row in _ROW.items()}
+_SQLITE_INSERT_MANY = _DRIVER_INSERT["sqlite"] + f", {_ROW['sqlite']}" * (SQLITE_ROWS - 1)
 
 
-def insert_rows_sqlite(cursor, rows: Sequence[tuple]) -> None:
-    """Rows of `leaf_rows` into audit_entries on SQLite: SQLITE_ROWS per INSERT statement (about a
-    fifth less of the driver's time per row than one execution per row), the rest by executemany."""
-    whole = len(rows) - len(rows) % SQLITE_ROWS
-    for start in range(0, whole, SQLITE_ROWS):
-        cursor.execute(_SQLITE_INSERT_MANY, [value for row in rows[start:start + SQLITE_ROWS] for value in row])
-    if whole < len(rows):
-        cursor.executemany(_SQLITE_INSERT, rows[whole:])
+def write_rows(dbapi, backend: str, entries: Sequence[AuditEntry], size: int, frontier: list[bytes],
+               prepared) -> None:
+    """The rows of checked `entries` from leaf index `size` (the frontier moved over them, in
+    place) through the DB-API connection, in its open transaction: COPY on PostgreSQL from
+    COPY_FROM entries; on SQLite SQLITE_ROWS rows per INSERT (about a fifth less of the driver's
+    time per row than one execution per row); else one execution per row."""
+    if backend == "postgresql" and len(entries) >= COPY_FROM:
+        copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
+        return
+    rows = list(leaf_rows(entries, size, frontier, prepared))
+    insert = _DRIVER_INSERT[backend]
+    cursor = dbapi.cursor()
+    try:
+        whole = len(rows) - len(rows) % SQLITE_ROWS if backend == "sqlite" else 0
+        for start in range(0, whole, SQLITE_ROWS):
+            cursor.execute(_SQLITE_INSERT_MANY, [value for row in rows[start:start + SQLITE_ROWS] for value in row])
+        if len(rows) - whole == 1:
+            cursor.execute(insert, rows[-1])
+        elif len(rows) > whole:
+            cursor.executemany(insert, rows[whole:])
+    finally:
+        cursor.close()
 
 
 def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,

@@ -515,12 +515,7 @@ class Validator:
             elif type(raw) is list and (len(raw) != 1 or not node["_single"]):
                 values = [(name, v) for v in raw]
             elif node["_single"]:  # one value, nothing to count nor slice: straight to its checks
-                if type(raw) is list:
-                    raw = raw[0]
-                vloc = f"{loc}.{name}[0]" if node["list"] else f"{loc}.{name}"
-                self._value(run, raw, node, vloc, src, res, name)
-                if node["_ext"] and isinstance(raw, dict):
-                    self._extension(run, raw, vloc, res)
+                self._single(run, raw, node, loc, name, src, res)
                 return
             else:
                 values = [(name, raw)]
@@ -567,6 +562,16 @@ class Validator:
         profile = self.rules.profiles.get(v.get("url"))
         if profile is not None and profile["type"] == "Extension":
             self._apply(run, v, profile, vloc, res)
+    def _single(self, run: _Run, raw, node: dict, loc: str, name: str, src: str, res: dict) -> None:
+        """An element with one value (alone or in a list of one), nothing to count nor slice:
+        straight to the value's checks, and its extensions'."""
+        if type(raw) is list:
+            raw = raw[0]
+        vloc = f"{loc}.{name}[0]" if node["list"] else f"{loc}.{name}"
+        self._value(run, raw, node, vloc, src, res, name)
+        if node["_ext"] and isinstance(raw, dict):
+            self._extension(run, raw, vloc, res)
+
     def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
         memo = None
         notes = node["_pure"]
@@ -596,12 +601,7 @@ class Validator:
                     if under is not None and under not in v:
                         continue  # absent and nothing requires it (the check _element would make first)
                 elif single and (type(raw) is not list or len(raw) == 1):  # _element's single value path
-                    if type(raw) is list:
-                        raw = raw[0]
-                    kloc = f"{vloc}.{name}[0]" if child["list"] else f"{vloc}.{name}"
-                    self._value(run, raw, child, kloc, src, res, name)
-                    if child["_ext"] and isinstance(raw, dict):
-                        self._extension(run, raw, kloc, res)
+                    self._single(run, raw, child, vloc, name, src, res)
                     continue
                 self._element(run, v, child, vloc, src, res)
         if memo is not None and run.tried == tried:
