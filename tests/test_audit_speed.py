@@ -469,22 +469,54 @@ def test_the_appender_stores_the_rows_sqlalchemy_would_store(store, monkeypatch,
     _assert_as_sqlalchemy_stores(store, monkeypatch, _rows(store), n)
 
 
-@pytest.mark.parametrize("n", [1, 2, appender_module.COPY_FROM - 1])
-def test_the_appenders_one_statement_write_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
+@pytest.mark.parametrize("n", [1, 2, appender_module.COPY_FROM - 1, 2 * log.SQLITE_ROWS + 3])
+def test_the_appenders_write_from_its_known_head_stores_the_rows_sqlalchemy_would_store(store, monkeypatch, n):
     appender = Appender(store.engine, max_batch=n)
     write = appender._writer()
-    one_statement = []
-    real = appender_module._one_statement
-    monkeypatch.setattr(appender_module, "_one_statement",
-                        lambda *args: one_statement.append(real(*args)) or one_statement[-1])
+    fast = []
+    postgres = store.engine.dialect.name == "postgresql"
+    name = "_one_statement" if postgres else "_from_known_head"  # through libpq; SQLite: no read of the head
+    real = getattr(appender_module, name)
+    monkeypatch.setattr(appender_module, name, lambda *args: fast.append(real(*args)) or fast[-1])
     with appender._io:
         assert write(_batch(2)) == 0  # the locking transaction; then the head is known
-        assert write(_batch(n)) == 2  # PostgreSQL: one statement from that head
+        assert write(_batch(n)) == 2  # from that head (PostgreSQL: below COPY_FROM only)
     appender.close()
-    assert len(one_statement) == (store.engine.dialect.name == "postgresql") and None not in one_statement
+    assert len(fast) == (not postgres or n < appender_module.COPY_FROM) and None not in fast
     rows = _rows(store)
     assert [r[0] for r in rows] == list(range(2 + n))
     _assert_as_sqlalchemy_stores(store, monkeypatch, rows[2:], n, offset=2)
+
+
+ODD_TIMES = [AT, AT.replace(microsecond=0), dt.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+             dt.datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=14))),
+             dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)]
+
+
+def test_the_appenders_write_from_its_known_head_stores_any_time_as_sqlalchemy_would(store, monkeypatch):
+    # PostgreSQL's one statement sends `at` as ISO 8601 text (psycopg: binary): same stored values
+    entries = [AuditEntry("t1", "worker", "exchange.sent", "success", refs={"n": str(i)}, at=at)
+               for i, at in enumerate(ODD_TIMES)]
+    fast = []
+    name = "_one_statement" if store.engine.dialect.name == "postgresql" else "_from_known_head"
+    real = getattr(appender_module, name)
+    monkeypatch.setattr(appender_module, name, lambda *args: fast.append(real(*args)) or fast[-1])
+    appender = Appender(store.engine, max_batch=1)
+    write = appender._writer()
+    with appender._io:
+        assert write(_batch(1)) == 0
+        for i, e in enumerate(entries):
+            assert write([e]) == 1 + i
+    assert len(fast) == len(entries) and None not in fast  # every one from the known head
+    appender.close()
+    monkeypatch.setattr(log, "_prepared_insert", lambda dialect: False)
+    with write_transaction(store.engine) as conn:
+        append_many(conn, entries)
+    rows = _rows(store)[1:]
+    n = len(entries)
+    for a, b in zip(rows[:n], rows[n:], strict=True):
+        assert a[1:5] == b[1:5] and type(a[3]) is type(b[3])
+        assert bytes(a[5]).replace(b'"seq":%d' % a[0], b'"seq":%d' % b[0]) == bytes(b[5])
 
 
 def test_an_entry_too_long_for_a_leaf_fails_the_whole_batch_and_writes_nothing(store):

@@ -12,11 +12,13 @@ then writes everything queued (at most `max_batch` entries) in one transaction w
 and hands over to the next. The transaction is the one `log.append_many` describes (BEGIN
 IMMEDIATE on SQLite, the head row locked FOR UPDATE on PostgreSQL, dense indexes, no fork), run
 on a connection of its own through the DB-API directly with SQLAlchemy's bound values (the
-rows are the ones `append_many` writes). On PostgreSQL, once the appender knows the head it
-last committed, a batch below COPY_FROM goes in ONE autocommit statement (head moved from that
-exact size and frontier, then the rows: same lock order, same rows, committed and flushed before
-it returns): one round trip instead of five; if another writer moved the head meanwhile, that
-statement writes nothing and the locking transaction runs. An entry check() refuses is refused
+rows are the ones `append_many` writes). Once the appender knows the head it last committed
+(size and frontier), it writes from it: on PostgreSQL a batch below COPY_FROM goes in ONE
+autocommit statement through libpq (head moved from that exact size and frontier, then the
+rows: same lock order, same rows, committed and flushed before it returns), one round trip
+instead of five; on SQLite the rows are made before the write lock is taken and the
+transaction moves the head from that one without reading it. If another writer moved the head
+meanwhile, nothing is written and the locking transaction runs. An entry check() refuses is refused
 for its caller alone, before batching; an error while writing reaches every caller of that
 batch, and the batch is rolled back as a whole.
 
@@ -45,6 +47,7 @@ from gateway.audit.log import (
     _prepared_insert,
     append_many,
     as_sqlalchemy_error,
+    insert_rows,
     leaf_rows,
     write_rows,
 )
@@ -64,12 +67,48 @@ def _one_statement_sql(n: int) -> str:
     """PostgreSQL: the head moved from the (size, frontier) this connection last saw and n rows
     inserted, in one statement. The UPDATE locks the head row first (as SELECT … FOR UPDATE does)
     and the rows are inserted only if it matched: had another writer moved the head, nothing is
-    written."""
-    first = "(%s::int8, %s::varchar, %s::varchar, %s::timestamptz, %s::bytea)"  # the columns' types
-    values = ", ".join([first] + ["(%s, %s, %s, %s, %s)"] * (n - 1))
-    return ("WITH head AS (UPDATE audit_head SET size = %s, frontier = %s"
-            " WHERE id = 1 AND size = %s AND frontier = %s RETURNING size)"
-            f" INSERT INTO audit_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM head, (VALUES {values}) AS v ({_COLUMNS})")
+    written. Parameters $1…: new size, new frontier, old size, old frontier, then the rows."""
+    rows = ", ".join("(" + ", ".join(f"${5 + 5 * k + c}" for c in range(5)) + ")" for k in range(n))
+    return ("WITH head AS (UPDATE audit_head SET size = $1, frontier = $2"
+            " WHERE id = 1 AND size = $3 AND frontier = $4 RETURNING size)"
+            f" INSERT INTO audit_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM head, (VALUES {rows}) AS v ({_COLUMNS})")
+
+
+# Declared parameter types (OIDs int8, bytea, varchar, timestamptz) and formats (bytea binary,
+# the rest text) of the one-statement writes, which go through libpq directly (see _OneStatement).
+_HEAD_TYPES, _ROW_TYPES = (20, 17, 20, 17), (20, 1043, 1043, 1184, 17)
+_HEAD_FORMATS, _ROW_FORMATS = (0, 1, 0, 1), (0, 0, 0, 0, 1)
+
+
+class _OneStatement:
+    """PostgreSQL, the appender's connection: the one-statement writes through libpq (psycopg's
+    documented `pgconn`), prepared once per connection and size, parameters already dumped:
+    through psycopg's execute() a lone append took 86-92 µs of client CPU, 39-45 µs with the
+    statement sent this way (same round, quiet machine). PQexecPrepared blocks without the GIL
+    and ignores the connection's non-blocking mode; the connection is in autocommit and used by
+    nobody else."""
+
+    def __init__(self, dbapi):
+        import psycopg  # the PostgreSQL driver, only where it is used
+
+        self.errors, self.ok = psycopg.errors, psycopg.pq.ExecStatus.COMMAND_OK
+        self.pgconn = dbapi.pgconn
+        self.encoding = dbapi.info.encoding
+        self.prepared: set[int] = set()
+
+    def __call__(self, n: int, params: list[bytes]) -> int:
+        """Rows inserted by the statement for n entries (0: the head had moved)."""
+        name = b"relais_audit_append_%d" % n
+        if n not in self.prepared:
+            self._check(self.pgconn.prepare(name, _ONE_STATEMENT[n].encode(), _HEAD_TYPES + _ROW_TYPES * n))
+            self.prepared.add(n)
+        result = self.pgconn.exec_prepared(name, params, _HEAD_FORMATS + _ROW_FORMATS * n)
+        self._check(result)
+        return result.command_tuples
+
+    def _check(self, result) -> None:
+        if result.status != self.ok:
+            raise self.errors.error_from_result(result, encoding=self.encoding)
 
 
 _ONE_STATEMENT = {n: _one_statement_sql(n) for n in range(1, COPY_FROM)}
@@ -210,13 +249,17 @@ class Appender:
                 if backend == "postgresql":
                     dbapi.autocommit = True  # a one-statement write commits alone; the others BEGIN
                 self._head = None
-                cursor = dbapi.cursor()  # the one-statement writes' (one per connection)
+                one_statement = _OneStatement(dbapi) if backend == "postgresql" else None
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
                     last, self._head = self._head, None  # unknown until this batch commits
                     try:
-                        if last is not None and backend == "postgresql" and len(entries) < COPY_FROM:
-                            self._head = _one_statement(cursor, prepared, entries, *last)
+                        if last is not None and backend == "sqlite":
+                            self._head = _from_known_head(dbapi, prepared, entries, *last)
+                            if self._head is not None:
+                                return last[0]
+                        elif last is not None and len(entries) < COPY_FROM:
+                            self._head = _one_statement(one_statement, prepared, entries, *last)
                             if self._head is not None:
                                 return last[0]
                         first, frontier = _write(dbapi, backend, prepared, entries)
@@ -244,23 +287,56 @@ class Appender:
                 pass
 
 
-def _one_statement(cursor, prepared, entries: Sequence[AuditEntry], size: int,
+def _one_statement(run: _OneStatement, prepared, entries: Sequence[AuditEntry], size: int,
                    frontier: list[bytes]) -> tuple[int, list[bytes]] | None:
     """PostgreSQL, a batch below COPY_FROM, the head as this connection last committed it: the
     batch in one statement run alone in autocommit, i.e. its own transaction, committed (WAL
-    flushed) before execute returns — one round trip instead of five. The head after it, or None
-    when another writer had moved the head (nothing written: use `_write`)."""
+    flushed) before it returns — one round trip instead of five. The head after it, or None
+    when another writer had moved the head (nothing written: use `_write`). The values are the
+    ones psycopg would send, as text (`at` in ISO 8601, UTC) and bytea in binary."""
+    old = merkle.pack(frontier)
     frontier = list(frontier)
-    params: list = [size + len(entries), None, size, merkle.pack(frontier)]
-    for row in leaf_rows(entries, size, frontier, prepared):
-        params += row
+    params = [b"%d" % (size + len(entries)), b"", b"%d" % size, old]
+    for seq, tenant_id, action, at, body in leaf_rows(entries, size, frontier, prepared, wrap_body=False):
+        # tenant and action are ASCII tokens (check()); `at` is UTCDateTime's aware UTC value
+        params += (b"%d" % seq, tenant_id.encode("ascii"), action.encode("ascii"), at.isoformat().encode("ascii"),
+                   body)
     params[1] = merkle.pack(frontier)
-    cursor.execute(_ONE_STATEMENT[len(entries)], params)
-    if cursor.rowcount == len(entries):
+    count = run(len(entries), params)
+    if count == len(entries):
         return size + len(entries), frontier
-    if cursor.rowcount != 0:  # cannot happen: the rows go in only with the head's move
+    if count != 0:  # cannot happen: the rows go in only with the head's move
         raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
     return None
+
+
+_MOVE_FROM = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ? AND frontier = ?"
+
+
+def _from_known_head(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
+                     frontier: list[bytes]) -> tuple[int, list[bytes]] | None:
+    """SQLite, the head as this connection last committed it: the rows made from it before the
+    write lock is taken, then in one transaction the head moved only if it is still exactly
+    that one (size and frontier), the rows, the commit. The head after it, or None when another
+    writer had moved the head (rolled back, nothing written: use `_write`). Two statements fewer
+    than `_write` (no read of the head) and less time under the database's write lock."""
+    new = list(frontier)
+    rows = list(leaf_rows(entries, size, new, prepared))
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_BEGIN["sqlite"])
+        cursor.execute(_MOVE_FROM, (size + len(entries), merkle.pack(new), size, merkle.pack(frontier)))
+        if cursor.rowcount != 1:
+            dbapi.rollback()
+            return None
+        insert_rows(dbapi, "sqlite", rows)
+        dbapi.commit()
+    except BaseException:
+        _rollback(dbapi)
+        raise
+    finally:
+        cursor.close()
+    return size + len(entries), new
 
 
 def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> tuple[int, list[bytes]]:

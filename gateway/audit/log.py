@@ -132,7 +132,12 @@ def write_rows(dbapi, backend: str, entries: Sequence[AuditEntry], size: int, fr
     if backend == "postgresql" and len(entries) >= COPY_FROM:
         copy_rows(dbapi, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
         return
-    rows = list(leaf_rows(entries, size, frontier, prepared))
+    insert_rows(dbapi, backend, list(leaf_rows(entries, size, frontier, prepared)))
+
+
+def insert_rows(dbapi, backend: str, rows: list[tuple]) -> None:
+    """Rows of `leaf_rows` (bound) through the DB-API connection, in its open transaction:
+    SQLITE_ROWS rows per INSERT on SQLite, else one execution per row."""
     insert = _DRIVER_INSERT[backend]
     cursor = dbapi.cursor()
     try:
