@@ -58,7 +58,12 @@ def _prepared_insert(dialect):
             # that need converting (only `at` and `body` do today): SQLAlchemy's own path
             prepared = False
         else:
-            prepared = (compiled.string, positional, processors["at"], processors["body"])
+            body = processors["body"]
+            if dialect.name == "sqlite" and body is not None and type(body(b"")) is memoryview:
+                # sqlite3 binds bytes as the BLOB it binds sqlite3.Binary (a memoryview) as, and a
+                # memoryview is two more objects for the garbage collector to track per row
+                body = None
+            prepared = (compiled.string, positional, processors["at"], body)
         _PREPARED[dialect] = prepared
     return prepared
 
