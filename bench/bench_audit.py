@@ -3,6 +3,13 @@
     .venv/bin/python bench/bench_audit.py [--single 2000] [--group 100000] [--batch 1000]
                                            [--callers 1,4,16,64] [--per-round 4000] [--rounds 3]
                                            [--verify-n 1000000] [--backends sqlite,postgres]
+                                           [--same-process]
+
+Each round of each measure below (one-at-a-time appends, group commit, time to a checkpoint)
+runs in a fresh Python process, as pyperf runs its workers, started on the database this run
+prepared: otherwise what one stage left behind (a large heap, promoted objects) taxes the next
+through the garbage collector's full collections (measured: group commit 39k/s after the other
+stages, 62-66k/s alone). `--same-process` runs them all in this one process, as before.
 
 Measured in the same run:
 - baseline: RFC 8785 encoding + leaf hash of the same entries (no storage): the CPU floor;
@@ -34,6 +41,7 @@ import random
 import sqlite3
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -183,16 +191,56 @@ def median_round(rounds: list[dict]) -> dict:
     return out
 
 
-def durable_one_at_a_time(store: Store, directory: Path, args) -> dict:
+def durable_round(store: Store, directory: Path, args) -> dict:
+    """One round: the floors, the sequential SQLAlchemy path and the Appender at each number of callers."""
+    with write_transaction(store.engine) as conn:  # warm-up (connection, compiled statements)
+        append(conn, entry(0))
+    measured = {"fsync_floor": {"entries_per_s": fsync_floor(directory)},
+                "driver_floor": driver_floor(store, args.single),
+                "sequential": one_at_a_time(store, args.single)}
+    for callers in args.callers:
+        measured[f"appender_{callers}"] = with_appender(store, callers, args.per_round)
+    return measured
+
+
+def durable_one_at_a_time(url: str, directory: Path, args) -> dict:
     """The sequential SQLAlchemy path and the Appender at each number of callers, interleaved."""
-    measured: dict[str, list[dict]] = {"fsync_floor": [], "driver_floor": [], "sequential": []}
+    measured: dict[str, list[dict]] = {}
     for _ in range(args.rounds):
-        measured["fsync_floor"].append({"entries_per_s": fsync_floor(directory)})
-        measured["driver_floor"].append(driver_floor(store, args.single))
-        measured["sequential"].append(one_at_a_time(store, args.single))
-        for callers in args.callers:
-            measured.setdefault(f"appender_{callers}", []).append(with_appender(store, callers, args.per_round))
+        for name, result in in_stage_process("durable", url, directory, args).items():
+            measured.setdefault(name, []).append(result)
     return {name: median_round(rounds) for name, rounds in measured.items()}
+
+
+def in_stage_process(stage: str, url: str, directory: Path, args) -> dict:
+    """`run_stage(stage, …)` in a fresh Python process (its JSON result), or in this one with
+    --same-process."""
+    if args.same_process:
+        return run_stage(stage, url, directory, args)
+    command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--url", url, "--dir", str(directory),
+               "--single", str(args.single), "--group", str(args.group), "--batch", str(args.batch),
+               "--callers", ",".join(map(str, args.callers)), "--per-round", str(args.per_round),
+               "--rounds", str(args.rounds), "--checkpoint-samples", str(args.checkpoint_samples)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def run_stage(stage: str, url: str, directory: Path, args) -> dict:
+    store = Store(url)
+    try:
+        if stage == "durable":
+            return durable_round(store, directory, args)
+        if stage == "group":
+            return group_round(store, args)
+        if stage == "checkpoint":
+            return time_to_checkpoint(store, bench_config(directory), args.checkpoint_samples)
+        raise ValueError(f"unknown stage {stage}")
+    finally:
+        store.close()
+
+
+def bench_config(directory: Path):
+    return settings().model_copy(update={"audit_key_dir": directory / "keys", "audit_origin": "relais.bench/audit"})
 
 
 def group_commit(store: Store, n: int, batch: int) -> dict:
@@ -208,18 +256,25 @@ def group_commit(store: Store, n: int, batch: int) -> dict:
             "n": n}
 
 
-def group_commits(store: Store, args) -> dict:
+def group_round(store: Store, args) -> dict:
+    """One round of append_many; on PostgreSQL also the executemany path (no COPY)."""
+    group_commit(store, args.batch, args.batch)  # warm-up: one batch, not counted
+    measured = {"group_commit": group_commit(store, args.group // args.rounds, args.batch)}
+    if store.engine.dialect.name == "postgresql":
+        copy_from, log.COPY_FROM = log.COPY_FROM, 10**9
+        try:
+            measured["group_commit_executemany"] = group_commit(store, args.group // args.rounds, args.batch)
+        finally:
+            log.COPY_FROM = copy_from
+    return measured
+
+
+def group_commits(url: str, directory: Path, args) -> dict:
     """append_many; on PostgreSQL also the executemany path (no COPY), interleaved per round."""
-    measured: dict[str, list[dict]] = {"group_commit": []}
+    measured: dict[str, list[dict]] = {}
     for _ in range(args.rounds):
-        measured["group_commit"].append(group_commit(store, args.group // args.rounds, args.batch))
-        if store.engine.dialect.name == "postgresql":
-            copy_from, log.COPY_FROM = log.COPY_FROM, 10**9
-            try:
-                measured.setdefault("group_commit_executemany", []).append(
-                    group_commit(store, args.group // args.rounds, args.batch))
-            finally:
-                log.COPY_FROM = copy_from
+        for name, result in in_stage_process("group", url, directory, args).items():
+            measured.setdefault(name, []).append(result)
     return {name: median_round(rounds) for name, rounds in measured.items()}
 
 
@@ -299,9 +354,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-samples", type=int, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--same-process", action="store_true",
+                        help="run every measure in this process (default: each round in a fresh one)")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)  # internal: one round of one measure, JSON out
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.callers = [int(c) for c in args.callers.split(",") if c.strip()]
+    if args.stage:
+        print(json.dumps(run_stage(args.stage, args.url, args.dir, args)))
+        return 0
     results: dict = {"python": platform.python_version(), "machine": platform.machine(),
                      "sqlite_version": sqlite3.sqlite_version, "load_average_at_start": list(os.getloadavg()),
                      "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
@@ -310,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="relais-bench-audit-") as tmp_name:
         tmp = Path(tmp_name)
-        config = settings().model_copy(update={"audit_key_dir": tmp / "keys", "audit_origin": "relais.bench/audit"})
+        config = bench_config(tmp)
+        print("each round of each measure in a fresh process" if not args.same_process else
+              "every measure in this one process (--same-process)")
+        results["stages"] = "same process" if args.same_process else "each round in a fresh process"
         stores = {}
         server = None
         if "sqlite" in backends:
@@ -328,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
                 store.migrate()
                 with write_transaction(store.engine) as conn:  # warm-up
                     append_many(conn, [entry(i) for i in range(200)])
-                durable = durable_one_at_a_time(store, tmp, args)
-                groups = group_commits(store, args)
-                checkpoint = time_to_checkpoint(store, config, args.checkpoint_samples)
+                url = store.engine.url.render_as_string(hide_password=False)
+                durable = durable_one_at_a_time(url, tmp, args)
+                groups = group_commits(url, tmp, args)
+                checkpoint = in_stage_process("checkpoint", url, tmp, args)
                 results[name] = {"one_at_a_time": durable, **groups, "time_to_checkpoint": checkpoint}
                 print(f"{name}: disk floor (write + fsync) {durable['fsync_floor']['entries_per_s']:,}/s")
                 for measure, r in durable.items():
