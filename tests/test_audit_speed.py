@@ -540,3 +540,27 @@ def test_a_database_error_during_copy_is_raised_as_sqlalchemy_raises_it(store, n
         with write_transaction(store.engine) as conn:
             append_many(conn, _batch(n))
     assert _rows(store) == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(at=st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+                       timezones=st.just(dt.UTC)) | st.datetimes(timezones=st.timezones()))
+@example(at=dt.datetime(999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))  # strftime's %Y unpadded: general path
+@example(at=dt.datetime(2026, 11, 27, tzinfo=dt.UTC))  # microsecond 0: still six digits
+def test_the_clocks_time_is_stamped_and_bound_as_by_strftime_and_sqlalchemy(store, at):
+    prepared = log._prepared_insert(store.engine.dialect)
+    assert prepared[4] == ("text" if store.engine.dialect.name == "sqlite" else "datetime")  # the fast path runs
+    stamp, bound = log.now_stamps(at, prepared)
+    assert stamp == timestamp(at)
+    expected = prepared[2](at)
+    assert bound == expected and type(bound) is type(expected)
+    if isinstance(bound, dt.datetime):
+        assert bound.utcoffset() == dt.timedelta(0)
+
+
+def test_the_clocks_time_comparison_can_fail(store):
+    prepared = log._prepared_insert(store.engine.dialect)
+    at = dt.datetime(2026, 11, 27, 0, 5, 9, 7, tzinfo=dt.UTC)
+    stamp, bound = log.now_stamps(at, prepared)
+    assert stamp != timestamp(at.replace(microsecond=8)) and bound != prepared[2](at.replace(microsecond=8))
+    assert log._stored_at_kind(store.engine.dialect, lambda value: f"{value:%Y-%m-%dT%H:%M:%S}") is None
