@@ -380,8 +380,8 @@ def plan_bundle() -> dict:
 def test_a_resource_walked_before_is_replayed_with_the_same_answer(pairs, plan_bundle, monkeypatch):
     fast = Validator(tddui_gate().rules, closed_references=True, require_profiles=True, best_practice=False)
     calls = []
-    walk = V.Validator._value
-    monkeypatch.setattr(V.Validator, "_value", lambda self, *a: calls.append(1) or walk(self, *a))
+    walk = V.Validator._root  # the walk of a resource (or an extension) against a profile
+    monkeypatch.setattr(V.Validator, "_root", lambda self, *a: calls.append(1) or walk(self, *a))
     fast.validate(copy.deepcopy(plan_bundle))
     first = len(calls)
     again = [p.model_dump() for p in fast.validate(copy.deepcopy(plan_bundle))]

@@ -25,6 +25,7 @@ from gateway.conformance.fhir import defects
 from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values, decider
 from gateway.conformance.fhir.rules import RuleSet
 from gateway.conformance.fhir.structure import check_structure, compiled
+from gateway.conformance.fhir.walk import CLEAN_BYTES, CLEAN_MAX, Plans  # noqa: F401 (CLEAN_*: tests)
 from gateway.model.problem import Problem, Severity
 
 ELEMENT_SOURCE = "http://hl7.org/fhir/StructureDefinition/Element|4.0.1"
@@ -37,8 +38,6 @@ _E, _W, _I = Severity.error, Severity.warning, Severity.information
 FAST_FIELDS = ("_coded", "_pure", "_direct", "_uncontained", "_inv", "_decide", "_slice_bounds")
 # invariants that hold on any focus without contained resources (their published expressions)
 _UNCONTAINED = {"dom-2", "dom-4", "dom-5"}
-CLEAN_MAX = 4096  # clean answers remembered per validator (then forgotten all at once)
-CLEAN_BYTES = 2048  # of values at most this long (JSON): the memory stays bounded
 WALKS_MAX = 1024  # walks of whole resources remembered per validator (then forgotten all at once)
 WALKS_BYTES = 8192  # of resources at most this long (JSON)
 WALKS_RETRY = 32  # a profile whose resources are replayed less than once in 8 walks: tried once in 32
@@ -370,6 +369,7 @@ class Validator:
         for profile in rules.profiles.values():
             _prepare(profile["root"])
             _mark_pure(profile["root"], rules)
+        self._plans = Plans(self)  # the walk, compiled per element node on first use
 
     # --- entry points -------------------------------------------------------------------------
     def validate(self, resource: dict, profile: str | None = None) -> list[Problem]:
@@ -451,7 +451,7 @@ class Validator:
         if value is res and run.rec is None and self.remember_walks and res.get("resourceType") != "Bundle":
             self._walk_resource(run, value, profile, loc, src)
         else:
-            self._value(run, value, profile["root"], loc, src, res, None)
+            self._root(run, value, profile, loc, src)
 
     def _walk_resource(self, run: _Run, res: dict, profile: dict, loc: str, src: str) -> None:
         """The walk of a resource against a profile, replayed when the same resource (the same JSON:
@@ -466,14 +466,14 @@ class Validator:
             tries = self._tries[profile["url"]] = [0, 0]  # walks, replays
         tries[0] += 1
         if tries[0] > WALKS_RETRY and tries[1] * 8 < tries[0] and tries[0] % WALKS_RETRY:
-            self._value(run, res, profile["root"], loc, src, res, None)
+            self._root(run, res, profile, loc, src)
             return
         try:
             text = orjson.dumps(res)
         except TypeError:
             text = None
         if text is None or len(text) > WALKS_BYTES:
-            self._value(run, res, profile["root"], loc, src, res, None)
+            self._root(run, res, profile, loc, src)
             return
         key = (profile["url"], run.index is None, text)
         known = self._walks.get(key)
@@ -488,7 +488,7 @@ class Validator:
         given = len(run.notes)
         run.rec = rec = _Recording()
         try:
-            self._value(run, res, profile["root"], loc, src, res, None)
+            self._root(run, res, profile, loc, src)
         finally:
             run.rec = None
         if len(run.notes) != given or not all(c[0].startswith(loc) for c in rec.calls):
@@ -498,140 +498,58 @@ class Validator:
         cut = len(loc)
         self._walks[key] = ([(c[0][cut:], *c[1:]) for c in rec.calls], frozenset(rec.notes), rec.targets)
 
-    # --- element walk -------------------------------------------------------------------------
-    def _element(self, run: _Run, obj: dict, node: dict, loc: str, src: str, res: dict) -> None:
-        name = node["name"]
-        prefix = node["_prefix"]
-        if prefix is None:
-            raw = obj.get(name)
-            if raw is None:
-                under = node["_under"]
-                if under in obj:
-                    values = [(under, obj[under])]
-                elif node["_needed"]:
-                    values = []
-                else:
-                    return  # absent and nothing requires it: nothing to check
-            elif type(raw) is list and (len(raw) != 1 or not node["_single"]):
-                values = [(name, v) for v in raw]
-            elif node["_single"]:  # one value, nothing to count nor slice: straight to its checks
-                self._single(run, raw, node, loc, name, src, res)
-                return
-            else:
-                values = [(name, raw)]
-            step = name
-        else:
-            values = _choice_values(obj, prefix)
-            if not values and not node["_needed"]:
-                return
-            step = values[0][0] if values else prefix
-        count = len(values)
-        mn, mx, slices = node["_bounds"]
-        assigned = None
-        if (mn and count < mn) or (mx is not None and count > mx) or slices:
-            here = f"{loc}.{step}"
-            if mn and count < mn and "slice" not in node:
-                run.add(here, "cardinality-min",
-                        f"élément obligatoire absent : {node['id']} ({count} présent(s), minimum {mn})",
-                        f"required element missing: {node['id']} ({count} present, minimum {mn})", _E, src)
-            if mx is not None and count > mx and "slice" not in node:
-                run.add(here, "cardinality-max",
-                        f"trop d'occurrences : {node['id']} ({count}, maximum {mx})",
-                        f"too many occurrences: {node['id']} ({count}, maximum {mx})", _E, src)
-            if not values:
-                if slices:
-                    self._slice_counts(run, node, [], here, src)
-                return
-            if slices:
-                assigned = self._assign(run, node, values, loc, here, src)
-        elif not count:
-            return
-        is_ext, many = node["_ext"], node["list"]
-        for i, (key, v) in enumerate(values):
-            if key.startswith("_"):
-                continue  # a primitive carrying only extensions: counted, nothing more to check
-            vloc = f"{loc}.{key}[{i}]" if many else f"{loc}.{key}"
-            self._value(run, v, node, vloc, src, res, key)
-            chosen = assigned[i] if assigned else None
-            if chosen is not None:
-                self._value(run, v, chosen, vloc, src, res, key)
-            if is_ext and isinstance(v, dict):
-                self._extension(run, v, vloc, res)
+    # --- element walk (compiled: walk.py) ------------------------------------------------------
+    def _root(self, run: _Run, res: dict, profile: dict, loc: str, src: str) -> None:
+        value = self._plans.value(profile["root"], src)
+        if value is not None:
+            value(run, res, loc, res, None)
 
     def _extension(self, run: _Run, v: dict, vloc: str, res: dict) -> None:
         profile = self.rules.profiles.get(v.get("url"))
         if profile is not None and profile["type"] == "Extension":
             self._apply(run, v, profile, vloc, res)
-    def _single(self, run: _Run, raw, node: dict, loc: str, name: str, src: str, res: dict) -> None:
-        """An element with one value (alone or in a list of one), nothing to count nor slice:
-        straight to the value's checks, and its extensions'."""
-        if type(raw) is list:
-            raw = raw[0]
-        vloc = f"{loc}.{name}[0]" if node["list"] else f"{loc}.{name}"
-        self._value(run, raw, node, vloc, src, res, name)
-        if node["_ext"] and isinstance(raw, dict):
-            self._extension(run, raw, vloc, res)
 
-    def _value(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
-        memo = None
-        notes = node["_pure"]
-        if notes is not None:  # the answer depends on the value alone: a clean one is remembered
-            try:
-                text = v if type(v) is str else orjson.dumps(v)
-            except TypeError:  # not serialisable (an integer beyond 64 bits…): walked every time
-                text = None
-            if text is not None and len(text) <= CLEAN_BYTES:  # large values (attachments…) not kept
-                memo = (id(node), key, text)
-                if memo in self._clean and notes <= run.notes:  # its notes already given in this run
-                    if notes and run.rec is not None:
-                        run.rec.notes |= notes
-                    return
-                tried = run.tried
-        if node["_checks"]:
-            self._checks(run, v, node, vloc, src, res, key)
-        if type(v) is dict:
-            if node["_profiles"]:
-                for canonical in node["profiles"]:
-                    profile = self.rules.profiles.get(canonical)
-                    if profile is not None:
-                        self._apply(run, v, profile, vloc, res)
-            for name, under, child, single in node["_kidspecs"]:
-                raw = v.get(name)
-                if raw is None:
-                    if under is not None and under not in v:
-                        continue  # absent and nothing requires it (the check _element would make first)
-                elif single and (type(raw) is not list or len(raw) == 1):  # _element's single value path
-                    self._single(run, raw, child, vloc, name, src, res)
-                    continue
-                self._element(run, v, child, vloc, src, res)
-        if memo is not None and run.tried == tried:
-            if len(self._clean) >= CLEAN_MAX:
-                self._clean.clear()
-            self._clean.add(memo)
-
-    def _checks(self, run: _Run, v, node: dict, vloc: str, src: str, res: dict, key: str | None) -> None:
-        if key and "_types" in node:
-            if key[len(node["name"]) - 3 :].lower() not in node["_types"]:
-                run.add(vloc, "type-not-allowed",
-                        f"type non autorisé : {key} ({node['id']} accepte {', '.join(node['types'])})",
-                        f"type not allowed: {key} ({node['id']} accepts {', '.join(node['types'])})", _E, src)
-        if "fixed" in node and v != node["fixed"]:
-            run.add(vloc, "fixed-value",
-                    f"valeur imposée par le profil : {node['fixed']!r} ({node['id']}), trouvé {v!r}",
-                    f"value fixed by the profile: {node['fixed']!r} ({node['id']}), found {v!r}", _E, src)
-        if "pattern" in node and v != node["pattern"] and not _matches(v, node["pattern"]):
-            self._pattern_problem(run, v, node, vloc, src)
-        if "binding" in node:
-            self._binding(run, v, node, vloc, src)
-        if "targetTypes" in node and run.index is not None and isinstance(v, dict):
-            self._target(run, v, node, vloc, src)
+    def _compile_checks(self, node: dict, src: str):
+        """_checks for one node, what applies there decided once (the same problems, in its order)."""
+        types = node.get("_types")
+        cut = len(node["name"]) - 3
+        ident = node["id"]
+        has_fixed, fixed = "fixed" in node, node.get("fixed")
+        has_pattern, pattern = "pattern" in node, node.get("pattern")
+        binding = self._binding if "binding" in node else None
+        target = self._target if "targetTypes" in node else None
         inv = node["_inv"]
         if inv is None:
-            inv = node.get("constraints", ())
+            every = some = tuple(node.get("constraints", ()))
         else:  # (_invariant skips the others without contained resources)
-            inv = inv[0] if type(v) is dict and v.get("contained") else inv[1]
-        for constraint in inv:
-            self._invariant(run, constraint, v, vloc, res, src)
+            every, some = inv
+        if not self.best_practice:  # (_invariant would skip them)
+            every = tuple(c for c in every if not c.get("bestPractice"))
+            some = tuple(c for c in some if not c.get("bestPractice"))
+        if inv is None:
+            some = every
+        invariant, pattern_problem = self._invariant, self._pattern_problem
+
+        def check(run, v, vloc, res, key):
+            if types is not None and key and key[cut:].lower() not in types:
+                run.add(vloc, "type-not-allowed",
+                        f"type non autorisé : {key} ({ident} accepte {', '.join(node['types'])})",
+                        f"type not allowed: {key} ({ident} accepts {', '.join(node['types'])})", _E, src)
+            if has_fixed and v != fixed:
+                run.add(vloc, "fixed-value",
+                        f"valeur imposée par le profil : {fixed!r} ({ident}), trouvé {v!r}",
+                        f"value fixed by the profile: {fixed!r} ({ident}), found {v!r}", _E, src)
+            if has_pattern and v != pattern and not _matches(v, pattern):
+                pattern_problem(run, v, node, vloc, src)
+            if binding is not None:
+                binding(run, v, node, vloc, src)
+            if target is not None and run.index is not None and isinstance(v, dict):
+                target(run, v, node, vloc, src)
+            if every:
+                for constraint in (every if type(v) is dict and v.get("contained") else some):
+                    invariant(run, constraint, v, vloc, res, src)
+
+        return check
 
     def _pattern_problem(self, run: _Run, v, node: dict, vloc: str, src: str) -> None:
         renamed = [
