@@ -53,6 +53,7 @@ from connectors.sandbox.eparcours import eparcours_sandbox  # noqa: E402
 from connectors.sandbox.fhir_app import Fault  # noqa: E402
 from connectors.sandbox.server import ThreadedServer  # noqa: E402
 from gateway.api.app import create_app  # noqa: E402
+from gateway.cli.startup import serve_api, serve_worker, started  # noqa: E402
 from gateway.consent import ConsentRegistry  # noqa: E402
 from gateway.consent.model import InformationRecord  # noqa: E402
 from gateway.consent.vocab import InformationMethod, InformationTopic  # noqa: E402
@@ -184,24 +185,22 @@ def run_peer(port: int, delay: float = 0.0) -> None:
     logging.disable(logging.CRITICAL)
     _exit_later()
     with ThreadedServer(slow_peer(delay).app, port=port):
+        started()
         time.sleep(PROCESS_TIMEOUT)
 
 
 def run_gateway(url: str, key_dir: str, peer_url: str, port: int, worker: bool = True, idle: float = 0.01,
                 in_flight: int = 0) -> None:
     """Child process: the Relais API (uvicorn) with one embedded worker thread, as `relais serve`
-    (`worker=False`: the API alone)."""
-    import uvicorn
-
+    (`worker=False`: the API alone), started as `relais serve` starts (audit checkpoints too)."""
     from gateway import logs
 
     logs.configure("ERROR")  # one "exchange_sent" line per plan would be measured too
     _exit_later()
     store = Store(url)
-    if worker:
-        Worker(store, {"eparcours": connector_to(peer_url, in_flight)}, batch=10).start(idle=idle)
-    app = create_app(store, Settings(database_url=url, audit_key_dir=Path(key_dir)))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    config = Settings(database_url=url, audit_key_dir=Path(key_dir))
+    embedded = Worker(store, {"eparcours": connector_to(peer_url, in_flight)}, batch=10) if worker else None
+    serve_api(create_app(store, config), config, "127.0.0.1", port, worker=embedded, idle=idle)
 
 
 def run_worker(url: str, peer_url: str, port: int, idle: float = 0.01, in_flight: int = 0) -> None:
@@ -215,7 +214,7 @@ def run_worker(url: str, peer_url: str, port: int, idle: float = 0.01, in_flight
     with socket.socket() as ready:
         ready.bind(("127.0.0.1", port))
         ready.listen()
-        worker.serve(idle=idle)
+        serve_worker(worker, idle=idle)
 
 
 class Child(common.Child):

@@ -110,8 +110,10 @@ def run_worker(args) -> int:
         print(f"{worker.run_once()} échange(s) traité(s)")
         return 0
     print(f"travailleur {worker.owner} démarré ({', '.join(sorted(connectors))}) ; Ctrl-C pour arrêter", flush=True)
+    from gateway.cli.startup import serve_worker
+
     try:
-        worker.serve()  # a pass that fails (database restarting) is logged and tried again
+        serve_worker(worker)  # a pass that fails (database restarting) is logged and tried again
     except KeyboardInterrupt:
         return 0
     return 0

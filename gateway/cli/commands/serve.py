@@ -15,10 +15,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import uvicorn
-
     from gateway import logs
     from gateway.api.app import create_app
+    from gateway.cli.startup import serve_api
 
     config = settings()
     if args.database:
@@ -27,15 +26,7 @@ def run(args) -> int:
     app = create_app(config=config)
     host, port = args.host or config.host, args.port or config.port
     print(f"Relais écoute sur http://{host}:{port} — documentation : http://{host}:{port}/docs")
-    from gateway.audit import Checkpointer
-
-    worker = _embedded_worker(app.state.store, config)
-    try:
-        with Checkpointer(app.state.store.engine, config):  # signs audit checkpoints (≤ 1 s)
-            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
-    finally:
-        if worker is not None:
-            worker.stop()
+    serve_api(app, config, host, port, worker=_embedded_worker(app.state.store, config))
     return 0
 
 
@@ -47,6 +38,5 @@ def _embedded_worker(store, config):
     worker = worker_from_settings(store, config) if config.worker_in_process else None
     if worker is None:
         return None
-    worker.start()
     print(f"travailleur d'envoi intégré : {', '.join(sorted(worker.connectors))}")
     return worker
