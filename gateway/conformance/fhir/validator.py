@@ -566,20 +566,22 @@ class Validator:
         run.add(vloc, "pattern-value", fr, en, _E, src)
 
     # --- slicing ------------------------------------------------------------------------------
-    def _assign(self, run: _Run, node: dict, values: list, loc: str, here: str, src: str) -> list:
-        assigned = []
-        index = node.get("_index")
-        coded = node.get("_coded")
-        direct = node.get("_direct")
-        for key, v in values:
-            chosen = None
-            candidates = node["slices"]
-            sure = ()
-            if index is not None:  # one discriminator, exact values: look the slice up
-                steps, table = index
-                found = _evaluate_steps(v, steps)
-                if direct and len(found) == 1:  # one value (a code, a resource): the same lookup, at once
-                    x = found[0]
+    def _compile_assign(self, node: dict, src: str):
+        """The slice of each value of one sliced node, then its slicing rules. Where one name tells the
+        slices apart exactly (Bundle.entry by its resource's profile, extensions by url), a value
+        holding a string or an object there is looked up at once (_choose's index lookup on it);
+        any other value goes to _choose."""
+        index, direct = node.get("_index"), node.get("_direct")
+        steps = index[0] if index is not None else None
+        name = steps[0][1] if direct and len(steps) == 1 and steps[0][0] == "name" else None
+        table = index[1] if name is not None else None
+        choose, rules = self._choose, self._slicing_rules
+
+        def assign(run, values, loc, here):
+            assigned = []
+            for key, v in values:
+                if name is not None and isinstance(v, dict):
+                    x = v.get(name)
                     if isinstance(x, str):
                         hit = table.get(x)
                         assigned.append(hit[0] if hit else None)
@@ -593,35 +595,63 @@ class Validator:
                         else:
                             assigned.append(None)
                         continue
-                if found and all(isinstance(x, str) for x in found):
-                    candidates = [s for x in found for s in table.get(x, ())]
-                    if direct:
-                        assigned.append(candidates[0] if candidates else None)
-                        continue
-                elif found and all(isinstance(x, dict) for x in found):
-                    declared = [p.partition("|")[0] for r in found for p in _profiles(r)]
-                    candidates = [s for x in declared for s in table.get(x, ())]
-                    if direct:
-                        assigned.append(candidates[0] if candidates else None)
-                        continue
-            elif coded is not None:
-                steps, keys = coded
-                held = set()
-                for x in _evaluate_steps(v, steps):
-                    codings = x.get("coding") if isinstance(x, dict) else None
-                    if isinstance(codings, list):
-                        for c in codings:
-                            if isinstance(c, dict):
-                                system, code = c.get("system"), c.get("code")
-                                if isinstance(system, str) and isinstance(code, str):
-                                    held.add((system, code))
-                candidates = [s for s, (k, _) in zip(candidates, keys) if k is None or k in held]
-                sure = {id(s) for s, (k, exact) in zip(node["slices"], keys) if exact and k in held}
-            for s in candidates:
-                if id(s) in sure or all(self._discriminates(v, key, d) for d in s.get("match", ())):
-                    chosen = s
-                    break
-            assigned.append(chosen)
+                assigned.append(choose(node, key, v))
+            rules(run, node, values, assigned, loc, here, src)
+            return assigned
+
+        return assign
+
+    def _choose(self, node: dict, key: str, v) -> dict | None:
+        """The slice a value belongs to, or None."""
+        index = node.get("_index")
+        coded = node.get("_coded")
+        direct = node.get("_direct")
+        candidates = node["slices"]
+        sure = ()
+        if index is not None:  # one discriminator, exact values: look the slice up
+            steps, table = index
+            found = _evaluate_steps(v, steps)
+            if direct and len(found) == 1:  # one value (a code, a resource): the same lookup, at once
+                x = found[0]
+                if isinstance(x, str):
+                    hit = table.get(x)
+                    return hit[0] if hit else None
+                if isinstance(x, dict):
+                    for p in _profiles(x):
+                        hit = table.get(p.partition("|")[0])
+                        if hit:
+                            return hit[0]
+                    return None
+            if found and all(isinstance(x, str) for x in found):
+                candidates = [s for x in found for s in table.get(x, ())]
+                if direct:
+                    return candidates[0] if candidates else None
+            elif found and all(isinstance(x, dict) for x in found):
+                declared = [p.partition("|")[0] for r in found for p in _profiles(r)]
+                candidates = [s for x in declared for s in table.get(x, ())]
+                if direct:
+                    return candidates[0] if candidates else None
+        elif coded is not None:
+            steps, keys = coded
+            held = set()
+            for x in _evaluate_steps(v, steps):
+                codings = x.get("coding") if isinstance(x, dict) else None
+                if isinstance(codings, list):
+                    for c in codings:
+                        if isinstance(c, dict):
+                            system, code = c.get("system"), c.get("code")
+                            if isinstance(system, str) and isinstance(code, str):
+                                held.add((system, code))
+            candidates = [s for s, (k, _) in zip(candidates, keys) if k is None or k in held]
+            sure = {id(s) for s, (k, exact) in zip(node["slices"], keys) if exact and k in held}
+        for s in candidates:
+            if id(s) in sure or all(self._discriminates(v, key, d) for d in s.get("match", ())):
+                return s
+        return None
+
+    def _slicing_rules(self, run: _Run, node: dict, values: list, assigned: list, loc: str, here: str,
+                       src: str) -> None:
+        """Slice cardinalities, closed and ordered slicing, once the values' slices are known."""
         self._slice_counts(run, node, assigned, here, src)
         slicing = node.get("slicing") or {}
         if slicing.get("rules") == "closed":
@@ -638,7 +668,6 @@ class Validator:
                 run.add(here, "slice-order",
                         f"les tranches de {node['id']} ne sont pas dans l'ordre du profil",
                         f"the slices of {node['id']} are not in the profile's order", _E, src)
-        return assigned
 
     def _slice_counts(self, run: _Run, node: dict, assigned: list, here: str, src: str) -> None:
         counts: dict[int, int] = {}

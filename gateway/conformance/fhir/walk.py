@@ -178,7 +178,8 @@ class Plans:
         one = self.one(node, src) if prefix is None and single else None
         sliced = "slice" in node
         ident = node["id"]
-        extension, assign, slice_counts = validator._extension, validator._assign, validator._slice_counts
+        extension, slice_counts = validator._extension, validator._slice_counts
+        assign = validator._compile_assign(node, src) if slices else None
         slice_value = self.value
         # the keys of a choice (`value` + each type name): choice_values' test, one lookup a key
         keys = frozenset(prefix + t for t in CHOICE_TYPES) if prefix is not None else frozenset()
@@ -224,7 +225,7 @@ class Plans:
                         slice_counts(run, node, [], here, src)
                     return
                 if slices:
-                    assigned = assign(run, node, values, loc, here, src)
+                    assigned = assign(run, values, loc, here)
             elif not count:
                 return
             for i, (key, v) in enumerate(values):
