@@ -50,15 +50,15 @@ def wait_for(condition, seconds: float = 10.0) -> bool:
 
 
 def counting(worker: Worker) -> list[int]:
-    """Counts the worker's passes."""
+    """Counts the worker loop's passes."""
     passes = []
-    run_once = worker.run_once
+    one_pass = worker._pass
 
     def counted():
         passes.append(1)
-        return run_once()
+        return one_pass()
 
-    worker.run_once = counted
+    worker._pass = counted
     return passes
 
 
@@ -100,16 +100,16 @@ def test_an_item_queued_during_a_pass_is_taken_without_waiting_for_the_next_poll
     tenant = store.create_tenant("plateforme-a", "Plateforme A", "510000011")
     plan = stored(store, tenant, "p001-enfant-tnd.json")
     worker = Worker(store, {"eparcours": Instant()})
-    run_once = worker.run_once
+    one_pass = worker._pass
     queued: list[str] = []
 
     def pass_then_queue():
-        handled = run_once()
+        handled = one_pass()
         if not queued:  # during the first pass, after its claim found nothing
             queued.append(submit(store, tenant, plan).exchange.id)
         return handled
 
-    worker.run_once = pass_then_queue
+    worker._pass = pass_then_queue
     worker.start(idle=LONG)
     try:
         assert wait_for(lambda: bool(queued))
