@@ -180,7 +180,7 @@ class Plans:
         ident = node["id"]
         extension, slice_counts = validator._extension, validator._slice_counts
         assign = validator._compile_assign(node, src) if slices else None
-        slice_value = self.value
+        slice_values = {id(s): self.value(s, src) for s in slices or ()}  # each slice's own checks
         # the keys of a choice (`value` + each type name): choice_values' test, one lookup a key
         keys = frozenset(prefix + t for t in CHOICE_TYPES) if prefix is not None else frozenset()
 
@@ -204,7 +204,10 @@ class Plans:
                     values = [(name, raw)]
                 step = name
             else:
-                values = [(k, v) for k, v in obj.items() if k in keys]
+                values = []
+                for k, v in obj.items():  # (a loop: no comprehension's call)
+                    if k in keys:
+                        values.append((k, v))
                 if not values and not needed:
                     return
                 step = values[0][0] if values else prefix
@@ -236,7 +239,7 @@ class Plans:
                     value(run, v, vloc, res, key)
                 chosen = assigned[i] if assigned else None
                 if chosen is not None:
-                    checked = slice_value(chosen, src)
+                    checked = slice_values[id(chosen)]
                     if checked is not None:
                         checked(run, v, vloc, res, key)
                 if is_ext and isinstance(v, dict):
