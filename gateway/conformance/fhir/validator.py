@@ -153,7 +153,7 @@ def _prepare(node: dict) -> None:
         node["_under"] = "_" + name
     slices = node.get("slices") or ()
     node["_needed"] = bool(node.get("min")) or any(s.get("min") for s in slices)
-    # what _value has to do, decided once: checks on the value itself, profiles to apply, children
+    # what a value's walk has to do (walk.py), decided once: checks on the value itself, profiles to apply, children
     node["_checks"] = any(k in node for k in ("_types", "fixed", "pattern", "binding", "targetTypes", "constraints"))
     node["_profiles"] = bool(node.get("profiles")) and not node.get("resource") and name not in _EXT_KEYS
     node["_kids"] = () if node.get("resource") else tuple(node.get("children", ()))
@@ -162,7 +162,7 @@ def _prepare(node: dict) -> None:
     for s in slices:
         _prepare(s)
     # children that can be skipped when absent, without a call: (name, _name or None when a choice or
-    # needed, node, True when one value of it goes straight to its checks: see _element)
+    # needed, node, True when one value of it goes straight to its checks: see walk.py)
     node["_kidspecs"] = tuple(
         (c["name"], None if c["_prefix"] is not None or c["_needed"] else c["_under"], c,
          c["_prefix"] is None and c["_single"])
@@ -510,7 +510,8 @@ class Validator:
             self._apply(run, v, profile, vloc, res)
 
     def _compile_checks(self, node: dict, src: str):
-        """_checks for one node, what applies there decided once (the same problems, in its order)."""
+        """The checks of a value under one node (type, fixed, pattern, binding, reference target,
+        invariants, in that order), what applies there decided once."""
         types = node.get("_types")
         cut = len(node["name"]) - 3
         ident = node["id"]
