@@ -27,6 +27,8 @@ from gateway.storage import Store
 
 log = get_logger("relais.worker")
 
+BUSY_POLL = 1.0  # seconds between polls of the loop while it holds items (see _loop)
+
 
 class Worker:
     def __init__(
@@ -167,7 +169,9 @@ class Worker:
                 waiting = self._waiting[system]
                 if not waiting or self._lane_failure is not None:
                     self._running[system] -= 1
-                    if self._full:  # this lane runs dry while more may be due: claim again
+                    # This lane runs dry: claim again if the last claim filled the room (more
+                    # may be due) or if nothing is held any more (as after a run_once).
+                    if self._full or self._held == 0:
                         self._wake.set()
                     return
                 chain, leased_until, claimed_in = waiting.popleft()
@@ -317,9 +321,9 @@ class Worker:
 
     def _loop(self, idle: float) -> None:
         # An idle worker polls every `idle` seconds; an item queued by this process (same
-        # database) wakes it at once (wake.py), and so does a lane running dry while the last
-        # claim filled the worker's room (more may be due). Cleared before each pass, so an item
-        # queued during a pass is not missed: the wait after it returns at once.
+        # database) wakes it at once (wake.py), and so does a lane running dry (see _feed).
+        # Cleared before each pass, so an item queued during a pass is not missed: the wait
+        # after it returns at once.
         database = wake.database_of(self.store)
         wake.listen(database, self._wake)
         failures = 0
@@ -335,7 +339,10 @@ class Worker:
                     self._stop.wait(min(5.0, idle * 2 ** failures))
                     continue
                 if handled == 0 and not self._stop.is_set():
-                    self._wake.wait(idle)
+                    # While items are held, the lanes wake the loop (see _feed), as do the
+                    # submissions of this process; other processes' items are polled for at
+                    # most every BUSY_POLL seconds (a pass of run_once did not poll at all).
+                    self._wake.wait(idle if self._held == 0 else max(idle, BUSY_POLL))
         finally:
             wake.unlisten(database, self._wake)
 

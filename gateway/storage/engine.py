@@ -91,17 +91,24 @@ def _begin_immediate(conn, busy_ms: int, deadline: float) -> None:
     raw = conn.connection.dbapi_connection
     raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the sleeps are ours
     try:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # as any statement (events, errors)
+            return
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                raise
         pause = 0.0001
-        while True:
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except sa.exc.OperationalError as exc:
-                busy = getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() >= deadline:
-                    raise
+        while time.monotonic() < deadline:  # again, on the driver (no error built for a retry)
             time.sleep(pause)
             pause = min(2 * pause, 0.001)
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # that error, raised by SQLAlchemy
+                    return
+        raise _locked("BEGIN IMMEDIATE")
     finally:
         raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
