@@ -143,3 +143,21 @@ def test_a_lanes_database_failure_fails_the_pass_and_its_items_are_claimed_again
     assert passes == ["failed"]
     assert sorted(set(p for p, _ in connector.sent)) == sorted(ids.values())  # the failed one sent again
     assert worker._held == 0
+
+
+def test_the_loop_does_not_poll_while_its_sends_are_in_flight(store, tenant):
+    ids = {queue(store, tenant, "SLOW"): "SLOW"}
+    connector = Uneven(ids, slow=0.5, pause=0.01, max_in_flight=4)
+    worker = worker_for(store, connector)
+    passes = []
+    one_pass = worker._pass
+
+    def counted():
+        passes.append(worker._held)
+        return one_pass()
+
+    worker._pass = counted
+    run_loop(worker, lambda: len(connector.sent) == 1 and worker._held == 0, idle=0.01)
+    # One pass claims the item; while it is being sent (0.5 s: 50 idle intervals) the loop
+    # waits for its lane, not for the poll interval; the lane, done, wakes it once.
+    assert len([held for held in passes if held > 0]) <= 2, passes
