@@ -8,8 +8,9 @@
 Each round of each measure below (one-at-a-time appends, group commit, time to a checkpoint)
 runs in a fresh Python process, as pyperf runs its workers, started on the database this run
 prepared: otherwise what one stage left behind (a large heap, promoted objects) taxes the next
-through the garbage collector's full collections (measured: group commit 39k/s after the other
-stages, 62-66k/s alone). `--same-process` runs them all in this one process, as before.
+through the garbage collector's full collections (on a quiet machine, 2026-11-26: group commit
+39k/s after the other stages, 62-66k/s in a fresh process). `--same-process` runs them all in this
+one process, as before.
 
 Measured in the same run:
 - baseline: RFC 8785 encoding + leaf hash of the same entries (no storage): the CPU floor;
