@@ -394,10 +394,12 @@ class Structure:
         seen = 0
         groups = 0
         for k, v in obj.items():
-            spec = table.get(k)
-            if spec is None or v is None:
+            try:
+                kind, arg, bit, gbit = table[k]
+            except KeyError:  # an unknown element
                 return False
-            kind, arg, bit, gbit = spec
+            if v is None:
+                return False
             if kind == PRIM:
                 if arg(v) is not None:
                     return False
