@@ -50,15 +50,15 @@ def wait_for(condition, seconds: float = 10.0) -> bool:
 
 
 def counting(worker: Worker) -> list[int]:
-    """Counts the worker loop's passes."""
+    """Counts the worker's passes."""
     passes = []
-    one_pass = worker._pass
+    run_once = worker.run_once
 
     def counted():
         passes.append(1)
-        return one_pass()
+        return run_once()
 
-    worker._pass = counted
+    worker.run_once = counted
     return passes
 
 
@@ -100,16 +100,16 @@ def test_an_item_queued_during_a_pass_is_taken_without_waiting_for_the_next_poll
     tenant = store.create_tenant("plateforme-a", "Plateforme A", "510000011")
     plan = stored(store, tenant, "p001-enfant-tnd.json")
     worker = Worker(store, {"eparcours": Instant()})
-    one_pass = worker._pass
+    run_once = worker.run_once
     queued: list[str] = []
 
     def pass_then_queue():
-        handled = one_pass()
+        handled = run_once()
         if not queued:  # during the first pass, after its claim found nothing
             queued.append(submit(store, tenant, plan).exchange.id)
         return handled
 
-    worker._pass = pass_then_queue
+    worker.run_once = pass_then_queue
     worker.start(idle=LONG)
     try:
         assert wait_for(lambda: bool(queued))

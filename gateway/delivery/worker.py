@@ -27,8 +27,6 @@ from gateway.storage import Store
 
 log = get_logger("relais.worker")
 
-BUSY_POLL = 1.0  # seconds between polls of the loop while it holds items (see _loop)
-
 
 class Worker:
     def __init__(
@@ -59,53 +57,22 @@ class Worker:
         shared = isinstance(getattr(getattr(store, "engine", None), "pool", None), StaticPool)
         self._in_flight = {system: 1 if shared else max_in_flight(c) for system, c in self.connectors.items()}
         self._pool: ThreadPoolExecutor | None = None  # created at the first batch that needs it
-        # The loop's lanes (see _pass): chains waiting for a lane, per connector; lanes running;
-        # items claimed and not yet done; a lane's failure for the loop to raise.
-        self._lanes_lock = threading.Lock()
-        self._waiting: dict[str, deque] = {}
-        self._running: dict[str, int] = {}
-        self._held = 0
-        self._full = False
-        self._passes = 0
-        self._lane_failure: BaseException | None = None
 
     # ------------------------------------------------------------------ one pass
 
     def run_once(self) -> int:
         """Claim one batch of due items and deliver them; returns how many were handled."""
-        claimed, _, leased_until = self._claim(self.batch)
-        in_turn, by_system = self._split(claimed)
-        lanes = []
-        for system, system_chains in by_system.items():
-            queue = deque(system_chains)  # popleft() is thread-safe
-            for _ in range(min(self._in_flight[system], len(queue))):
-                lanes.append(self._executor().submit(self._lane, queue, leased_until))
-        try:
-            self._lane(deque([in_turn]), leased_until)
-        finally:
-            wait(lanes)
-        for lane in lanes:
-            lane.result()  # a lane's database failure fails the pass, as it would in turn
-        return len(claimed)
-
-    def _claim(self, limit: int) -> tuple[list[outbox.Claimed], int, dt.datetime]:
-        """(the claimed items consent still permits, how many were claimed, their lease's end)."""
         with self.store.transaction() as conn:
             now = self.clock()
-            claimed = outbox.claim(conn, owner=self.owner, now=now, lease=self.lease, limit=limit)
-            taken = len(claimed)
+            claimed = outbox.claim(conn, owner=self.owner, now=now, lease=self.lease, limit=self.batch)
             if self.recheck is not None:
                 claimed = self.recheck(conn, claimed, now)
-        return claimed, taken, now + self.lease
-
-    def _split(self, claimed: list[outbox.Claimed]):
-        """(the items to send one after the other here, in claim order; for each connector that
-        accepts several sends at once, its items in chains).
-
-        Items of one (tenant, person, system) stay in one chain, sent in claim order and never
-        two at once. (outbox.claim's `blocked` rule already keeps a claim to one pending item per
-        such key, and keeps an item unclaimed while an earlier one of its key is being sent, so a
-        newer version cannot overtake an older one; the chain is a safeguard.)"""
+        leased_until = now + self.lease
+        # Items of a connector that accepts several sends at once go out on up to that many
+        # lanes (pool threads); the others one after the other here, in claim order. Items of
+        # one (tenant, person, system) stay in one chain, sent in claim order and never two at
+        # once. (outbox.claim's `blocked` rule already keeps a batch to one pending item per
+        # such key, so a newer version cannot overtake an older one; the chain is a safeguard.)
         in_turn: list[outbox.Claimed] = []
         chains: dict[tuple[str, str, str], list[outbox.Claimed]] = {}
         by_system: dict[str, list[list[outbox.Claimed]]] = {}
@@ -119,81 +86,18 @@ class Worker:
                 chain = chains[key] = []
                 by_system.setdefault(item.system, []).append(chain)
             chain.append(item)
-        return in_turn, by_system
-
-    # -------------------------------------------------- the loop: claiming as lanes free up
-
-    def _pass(self) -> int:
-        """One turn of the loop: claim as many due items as the worker has room for (`batch`
-        items held at most, sending or waiting for a lane) and hand them to lanes, which send
-        them as soon as one is free. The loop claims again as soon as a lane runs out of work,
-        without waiting for the rest of a batch; items of connectors at 1 are sent here, in
-        claim order, as in `run_once`. Returns how many items were claimed."""
-        with self._lanes_lock:
-            failure, self._lane_failure = self._lane_failure, None
-            self._start_lanes(fresh=None)  # chains a failed lane left (their items are checked)
-            room = self.batch - self._held
-        if failure is not None:
-            raise failure  # a lane's database failure fails the loop's pass, as in run_once
-        if room <= 0:
-            return 0
-        claimed, taken, leased_until = self._claim(room)
-        self._full = taken == room  # more may be due: claim again when room frees
-        in_turn, by_system = self._split(claimed)
-        with self._lanes_lock:
-            self._passes += 1
-            for system, system_chains in by_system.items():
-                self._waiting.setdefault(system, deque()).extend(
-                    (chain, leased_until, self._passes) for chain in system_chains)
-                self._held += sum(map(len, system_chains))
-            self._start_lanes(fresh=self._passes)
-        self._lane(deque([in_turn]), leased_until)
-        return taken
-
-    def _start_lanes(self, fresh: int | None) -> None:
-        """Up to max_in_flight lanes for each connector with chains waiting (under _lanes_lock).
-        `fresh`: the pass whose claim a new lane's first item may come from unchecked."""
-        for system, waiting in self._waiting.items():
-            running = self._running.get(system, 0)
-            for _ in range(min(self._in_flight[system] - running, len(waiting))):
-                self._running[system] = self._running.get(system, 0) + 1
-                self._executor().submit(self._feed, system, fresh)
-
-    def _feed(self, system: str, fresh: int | None) -> None:
-        """A lane of the loop: send the chains waiting for `system` until none is left. As in
-        run_once, only a lane's first item, taken right after the claim that queued it, goes
-        without checking that it is still the worker's."""
-        first = True
-        while True:
-            with self._lanes_lock:
-                waiting = self._waiting[system]
-                if not waiting or self._lane_failure is not None:
-                    self._running[system] -= 1
-                    # This lane runs dry: claim again if the last claim filled the room (more
-                    # may be due) or if nothing is held any more (as after a run_once).
-                    if self._full or self._held == 0:
-                        self._wake.set()
-                    return
-                chain, leased_until, claimed_in = waiting.popleft()
-            done = 0
-            try:
-                for item in chain:
-                    unchecked, first = first and claimed_in == fresh, False
-                    if unchecked or self._still_ours(item, leased_until):
-                        self._deliver(item)
-                    done += 1
-                    self._done(1)
-            except BaseException as exc:
-                with self._lanes_lock:
-                    self._lane_failure = self._lane_failure or exc
-                    self._running[system] -= 1
-                self._done(len(chain) - done)  # the rest of the chain: claimed again once its lease ends
-                log.error("worker_lane_failed", system=system, error_type=type(exc).__name__)
-                return
-
-    def _done(self, items: int) -> None:
-        with self._lanes_lock:
-            self._held -= items
+        lanes = []
+        for system, system_chains in by_system.items():
+            queue = deque(system_chains)  # popleft() is thread-safe
+            for _ in range(min(self._in_flight[system], len(queue))):
+                lanes.append(self._executor().submit(self._lane, queue, leased_until))
+        try:
+            self._lane(deque([in_turn]), leased_until)
+        finally:
+            wait(lanes)
+        for lane in lanes:
+            lane.result()  # a lane's database failure fails the pass, as it would in turn
+        return len(claimed)
 
     def _lane(self, chains: deque, leased_until: dt.datetime) -> None:
         """Send the chains taken from `chains` one item after the other, until none is left."""
@@ -321,9 +225,8 @@ class Worker:
 
     def _loop(self, idle: float) -> None:
         # An idle worker polls every `idle` seconds; an item queued by this process (same
-        # database) wakes it at once (wake.py), and so does a lane running dry (see _feed).
-        # Cleared before each pass, so an item queued during a pass is not missed: the wait
-        # after it returns at once.
+        # database) wakes it at once (wake.py). Cleared before each pass, so an item queued
+        # during a pass is not missed: the wait after it returns at once.
         database = wake.database_of(self.store)
         wake.listen(database, self._wake)
         failures = 0
@@ -331,7 +234,7 @@ class Worker:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
-                    handled = self._pass()
+                    handled = self.run_once()
                     failures = 0
                 except Exception as exc:  # database briefly unavailable: wait (longer each time) and go on
                     failures += 1
@@ -339,10 +242,7 @@ class Worker:
                     self._stop.wait(min(5.0, idle * 2 ** failures))
                     continue
                 if handled == 0 and not self._stop.is_set():
-                    # While items are held, the lanes wake the loop (see _feed), as do the
-                    # submissions of this process; other processes' items are polled for at
-                    # most every BUSY_POLL seconds (a pass of run_once did not poll at all).
-                    self._wake.wait(idle if self._held == 0 else max(idle, BUSY_POLL))
+                    self._wake.wait(idle)
         finally:
             wake.unlisten(database, self._wake)
 
