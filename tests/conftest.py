@@ -143,6 +143,15 @@ def postgres_server():
 # ------------------------------------------------------------------------ stores
 
 
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """A migrated, empty SQLite Store in tmp_path (tests that need no other backend)."""
+    instance = Store(f"sqlite:///{tmp_path / 'relais.db'}")
+    instance.migrate()
+    yield instance
+    instance.close()
+
+
 @pytest.fixture(
     params=[
         pytest.param("sqlite", id="sqlite"),

@@ -25,14 +25,6 @@ from gateway.storage import engine as engine_module
 HOLD = 0.3  # seconds a first writer keeps the lock
 
 
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'relais.db'}")
-    store.migrate()
-    yield store
-    store.close()
-
-
 def _late_after_release(store: Store, hold) -> float:
     """Seconds between the moment a first writer (run by `hold`) let the lock go and the moment
     a second one, waiting for it since, got into its transaction."""

@@ -8,16 +8,12 @@ import pytest
 
 from gateway.delivery import payload_mss
 from gateway.delivery.payloads import kind as payload_kind, register
-from gateway.storage import Store
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(sqlite_store):
     """A SQLite store, for tests that do not depend on the database (peer faults)."""
-    store = Store(f"sqlite:///{tmp_path / 'relais.db'}")
-    store.migrate()
-    yield store
-    store.close()
+    return sqlite_store
 
 
 @pytest.fixture

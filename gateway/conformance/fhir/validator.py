@@ -292,6 +292,19 @@ def _step(values: list, name: str) -> list:
     return out
 
 
+def _named_slice(table: dict, x) -> dict | None:
+    """The slice an exact discriminating value names: a string's own, or a resource's first declared
+    profile's; None when it names none."""
+    if isinstance(x, str):
+        hit = table.get(x)
+        return hit[0] if hit else None
+    for p in _profiles(x):
+        hit = table.get(p.partition("|")[0])
+        if hit:
+            return hit[0]
+    return None
+
+
 def _evaluate_steps(value, steps: list) -> list:
     current = [value]
     for step in steps:
@@ -583,18 +596,8 @@ class Validator:
             for key, v in values:
                 if name is not None and isinstance(v, dict):
                     x = v.get(name)
-                    if isinstance(x, str):
-                        hit = table.get(x)
-                        assigned.append(hit[0] if hit else None)
-                        continue
-                    if isinstance(x, dict):
-                        for p in _profiles(x):
-                            hit = table.get(p.partition("|")[0])
-                            if hit:
-                                assigned.append(hit[0])
-                                break
-                        else:
-                            assigned.append(None)
+                    if isinstance(x, (str, dict)):
+                        assigned.append(_named_slice(table, x))
                         continue
                 assigned.append(choose(node, key, v))
             rules(run, node, values, assigned, loc, here, src)
@@ -612,17 +615,8 @@ class Validator:
         if index is not None:  # one discriminator, exact values: look the slice up
             steps, table = index
             found = _evaluate_steps(v, steps)
-            if direct and len(found) == 1:  # one value (a code, a resource): the same lookup, at once
-                x = found[0]
-                if isinstance(x, str):
-                    hit = table.get(x)
-                    return hit[0] if hit else None
-                if isinstance(x, dict):
-                    for p in _profiles(x):
-                        hit = table.get(p.partition("|")[0])
-                        if hit:
-                            return hit[0]
-                    return None
+            if direct and len(found) == 1 and isinstance(found[0], (str, dict)):
+                return _named_slice(table, found[0])  # one value (a code, a resource): looked up at once
             if found and all(isinstance(x, str) for x in found):
                 candidates = [s for x in found for s in table.get(x, ())]
                 if direct:

@@ -34,27 +34,22 @@ class Plans:
         self._ones: dict[tuple[int, str], object] = {}
 
     def value(self, node: dict, src: str):
-        key = (id(node), src)
-        try:
-            return self._values[key]
-        except KeyError:
-            fn = self._values[key] = self._compile_value(node, src)
-            return fn
+        return self._get(self._values, self._compile_value, node, src)
 
     def element(self, node: dict, src: str):
-        key = (id(node), src)
-        try:
-            return self._elements[key]
-        except KeyError:
-            fn = self._elements[key] = self._compile_element(node, src)
-            return fn
+        return self._get(self._elements, self._compile_element, node, src)
 
     def one(self, node: dict, src: str):
+        return self._get(self._ones, self._compile_one, node, src)
+
+    @staticmethod
+    def _get(made: dict, make, node: dict, src: str):
+        """The closure of (node, src) in `made`, made by `make` on first use."""
         key = (id(node), src)
         try:
-            return self._ones[key]
+            return made[key]
         except KeyError:
-            fn = self._ones[key] = self._compile_one(node, src)
+            fn = made[key] = make(node, src)
             return fn
 
     # --- a value ------------------------------------------------------------------------------
