@@ -15,12 +15,16 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import Receipt, Recipient
+from gateway.audit import AuditEntry, append_durably
+from gateway.audit import appender as appender_module
+from gateway.audit.appender import appender_for
 from gateway.delivery import outbox
 from gateway.delivery.model import ExchangeRequest, Status
 from gateway.delivery.worker import Worker
 from gateway.settings import Settings
 from gateway.storage import Store
 from gateway.storage import engine as engine_module
+from tests.support.audit import accept_audit_inserts, refuse_audit_inserts
 
 HOLD = 0.3  # seconds a first writer keeps the lock
 
@@ -200,6 +204,119 @@ def test_reads_do_not_wait_for_a_writer(sqlite_store):
     finally:
         done.set()
         thread.join()
+
+
+# ------------------------------------------------ the audit Appender's own connection (SQLite)
+# The Appender writes on a raw DB-API connection of its own (gateway/audit/appender.py): it takes
+# the same turn through engine.write_turn, so a console page view meeting another writer is woken
+# when that writer commits instead of sleeping in SQLite's busy handler.
+
+def _audit_entry(i: int = 0) -> AuditEntry:
+    return AuditEntry(tenant_id="t1", actor="dpo:camille", action="console.viewed", outcome="success",
+                      refs={"page": f"p{i}"})
+
+
+def _append_late_after_release(store: Store, hold) -> float:
+    """Seconds between the moment a first writer (run by `hold`) let the lock go and the moment
+    an audit append, waiting for it since, returned (its commit included)."""
+    holding, released = threading.Event(), []
+    thread = threading.Thread(target=hold, args=(holding, released))
+    thread.start()
+    assert holding.wait(5)
+    append_durably(store.engine, _audit_entry())
+    returned = time.monotonic()
+    thread.join()
+    return returned - released[0]
+
+
+@pytest.mark.parametrize("head", ["unknown", "known"])  # the locking transaction, or from the known head
+def test_an_audit_append_meeting_a_writer_of_this_process_is_woken_at_once(sqlite_store, head):
+    if head == "known":
+        append_durably(sqlite_store.engine, _audit_entry())
+    lates = sorted(_append_late_after_release(sqlite_store, _store_writer(sqlite_store)) for _ in range(5))
+    assert lates[2] < 0.012, lates  # SQLite's busy handler: ~28 ms late
+
+
+def test_an_audit_append_polls_for_a_writer_of_another_connection(sqlite_store, tmp_path):
+    append_durably(sqlite_store.engine, _audit_entry())
+    lates = sorted(_append_late_after_release(sqlite_store, _other_connection(str(tmp_path / "relais.db")))
+                   for _ in range(5))
+    assert lates[2] < 0.012, lates
+
+
+def test_a_writer_of_this_process_waits_for_the_audit_append_on_the_turn(sqlite_store):
+    """While the Appender's transaction is open, it holds this process's turn: another writer of
+    the process waits on it (not on SQLite's lock) and gets in once the append has committed."""
+    appender = appender_for(sqlite_store.engine)
+    append_durably(sqlite_store.engine, _audit_entry())
+    gate = engine_module._TURNS[sqlite_store.engine][0]
+    seen = []
+    insert = appender_module.insert_rows
+
+    def insert_rows(*args):
+        seen.append(gate.locked())
+        insert(*args)
+
+    appender_module.insert_rows = insert_rows
+    try:
+        append_durably(sqlite_store.engine, _audit_entry(1))
+    finally:
+        appender_module.insert_rows = insert
+    assert seen == [True]
+    assert not gate.locked()
+    _enters_at_once(sqlite_store)
+    assert appender.batches == 2
+
+
+@pytest.mark.parametrize("holder", ["this process", "another connection"])
+def test_busy_timeout_still_ends_an_audit_appends_wait_with_sqlites_error(short_busy, tmp_path, holder):
+    append_durably(short_busy.engine, _audit_entry())
+    holding, done = threading.Event(), threading.Event()
+
+    def hold():
+        if holder == "this process":
+            with short_busy.transaction():
+                holding.set()
+                done.wait(5)
+        else:
+            raw = sqlite3.connect(str(tmp_path / "relais.db"), isolation_level=None)
+            raw.execute("BEGIN IMMEDIATE")
+            holding.set()
+            done.wait(5)
+            raw.execute("ROLLBACK")
+            raw.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        start = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="database is locked") as caught:
+            append_durably(short_busy.engine, _audit_entry(1))
+        waited = time.monotonic() - start
+    finally:
+        done.set()
+        thread.join()
+    assert 0.29 <= waited < 2, waited
+    assert caught.value.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
+    # the turn was given back, and the Appender writes again with its busy_timeout in place
+    _enters_at_once(short_busy)
+    assert append_durably(short_busy.engine, _audit_entry(2)) == 1
+    connection = appender_for(short_busy.engine)._connection.dbapi_connection
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 300
+
+
+@pytest.mark.parametrize("head", ["unknown", "known"])
+def test_the_turn_is_given_back_when_an_audit_append_fails(short_busy, head):
+    if head == "known":
+        append_durably(short_busy.engine, _audit_entry())
+    refuse_audit_inserts(short_busy.engine)
+    with pytest.raises(sa.exc.DBAPIError):
+        append_durably(short_busy.engine, _audit_entry(1))
+    _enters_at_once(short_busy)
+    accept_audit_inserts(short_busy.engine)
+    append_durably(short_busy.engine, _audit_entry(2))
+    _enters_at_once(short_busy)
 
 
 # ------------------------------------------------------------- both backends: nothing lost

@@ -28,11 +28,12 @@ inside an open write transaction of the same database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -51,6 +52,7 @@ from gateway.audit.log import (
     leaf_rows,
     write_rows,
 )
+from gateway.storage.engine import write_turn
 
 MAX_BATCH = 1000
 
@@ -59,8 +61,6 @@ _LOCK = {"sqlite": "SELECT size, frontier FROM audit_head WHERE id = 1",  # BEGI
          "postgresql": "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"}
 _MOVE = {"sqlite": "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?",
          "postgresql": "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s"}
-_BEGIN = {"sqlite": "BEGIN IMMEDIATE",  # the database write lock, up to busy_timeout
-          "postgresql": "BEGIN"}  # the connection is in autocommit (see _one_statement)
 
 
 def _one_statement_sql(n: int) -> str:
@@ -250,19 +250,23 @@ class Appender:
                     dbapi.autocommit = True  # a one-statement write commits alone; the others BEGIN
                 self._head = None
                 one_statement = _OneStatement(dbapi) if backend == "postgresql" else None
+                # SQLite: BEGIN IMMEDIATE in this process's turn among the engine's writers
+                # (woken when the one before commits, not by SQLite's busy sleeps); PostgreSQL:
+                # BEGIN (the connection is in autocommit, see _one_statement)
+                begin = (lambda _cursor: write_turn(self.engine, dbapi)) if backend == "sqlite" else _begin
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
                     last, self._head = self._head, None  # unknown until this batch commits
                     try:
                         if last is not None and backend == "sqlite":
-                            self._head = _from_known_head(dbapi, prepared, entries, *last)
+                            self._head = _from_known_head(dbapi, begin, prepared, entries, *last)
                             if self._head is not None:
                                 return last[0]
                         elif last is not None and len(entries) < COPY_FROM:
                             self._head = _one_statement(one_statement, prepared, entries, *last)
                             if self._head is not None:
                                 return last[0]
-                        first, frontier = _write(dbapi, backend, prepared, entries)
+                        first, frontier = _write(dbapi, begin, backend, prepared, entries)
                         self._head = (first + len(entries), frontier)
                         return first
                     except dialect.loaded_dbapi.Error as error:
@@ -313,7 +317,7 @@ def _one_statement(run: _OneStatement, prepared, entries: Sequence[AuditEntry], 
 _MOVE_FROM = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ? AND frontier = ?"
 
 
-def _from_known_head(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
+def _from_known_head(dbapi, begin, prepared, entries: Sequence[AuditEntry], size: int,
                      frontier: list[bytes]) -> tuple[int, list[bytes]] | None:
     """SQLite, the head as this connection last committed it: the rows made from it before the
     write lock is taken, then in one transaction the head moved only if it is still exactly
@@ -324,40 +328,50 @@ def _from_known_head(dbapi, prepared, entries: Sequence[AuditEntry], size: int,
     rows = list(leaf_rows(entries, size, new, prepared))
     cursor = dbapi.cursor()
     try:
-        cursor.execute(_BEGIN["sqlite"])
-        cursor.execute(_MOVE_FROM, (size + len(entries), merkle.pack(new), size, merkle.pack(frontier)))
-        if cursor.rowcount != 1:
-            dbapi.rollback()
-            return None
-        insert_rows(dbapi, "sqlite", rows)
-        dbapi.commit()
-    except BaseException:
-        _rollback(dbapi)
-        raise
+        with begin(cursor):
+            try:
+                cursor.execute(_MOVE_FROM, (size + len(entries), merkle.pack(new), size, merkle.pack(frontier)))
+                if cursor.rowcount != 1:
+                    dbapi.rollback()
+                    return None
+                insert_rows(dbapi, "sqlite", rows)
+                dbapi.commit()
+            except BaseException:
+                _rollback(dbapi)
+                raise
     finally:
         cursor.close()
     return size + len(entries), new
 
 
-def _write(dbapi, backend: str, prepared, entries: Sequence[AuditEntry]) -> tuple[int, list[bytes]]:
+def _write(dbapi, begin, backend: str, prepared, entries: Sequence[AuditEntry]) -> tuple[int, list[bytes]]:
     """One batch in one transaction on the appender's own DB-API connection: the lock, rows and
     head move of `log.append_many`, then the commit. The first index and the frontier after."""
     cursor = dbapi.cursor()
     try:
-        cursor.execute(_BEGIN[backend])
-        size, blob = cursor.execute(_LOCK[backend]).fetchone()
-        frontier = merkle.unpack(blob)
-        write_rows(dbapi, backend, entries, size, frontier, prepared)
-        cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))
-        if cursor.rowcount != 1:
-            raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
-        dbapi.commit()  # commits the BEGIN above (sqlite3 without isolation level; psycopg in autocommit)
-    except BaseException:
-        _rollback(dbapi)
-        raise
+        with begin(cursor):
+            try:
+                size, blob = cursor.execute(_LOCK[backend]).fetchone()
+                frontier = merkle.unpack(blob)
+                write_rows(dbapi, backend, entries, size, frontier, prepared)
+                cursor.execute(_MOVE[backend], (size + len(entries), merkle.pack(frontier), size))
+                if cursor.rowcount != 1:
+                    raise AuditError("tête du journal d'audit modifiée pendant l'ajout")
+                dbapi.commit()  # commits the BEGIN (sqlite3 without isolation level; psycopg in autocommit)
+            except BaseException:
+                _rollback(dbapi)
+                raise
     finally:
         cursor.close()
     return size, frontier
+
+
+@contextlib.contextmanager
+def _begin(cursor) -> Iterator[None]:
+    """PostgreSQL's `begin` for _write: BEGIN on the autocommit connection (the lock is the
+    head's SELECT … FOR UPDATE)."""
+    cursor.execute("BEGIN")
+    yield
 
 
 def _rollback(dbapi) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -55,7 +58,9 @@ def make_engine(url: str | URL) -> Engine:
         )
     else:
         engine = sa.create_engine(url, hide_parameters=True, connect_args=connect_args)
-    _sqlite_events(engine, busy_ms, _gate(url))
+    gate = _gate(url)
+    _sqlite_events(engine, busy_ms, gate)
+    _TURNS[engine] = (gate, busy_ms)
     return engine
 
 
@@ -69,6 +74,7 @@ def make_engine(url: str | URL) -> Engine:
 # waits together stop at busy_timeout, with SQLite's own error, as before.
 _GATES: dict[str, threading.Lock] = {}
 _GATES_LOCK = threading.Lock()
+_TURNS: weakref.WeakKeyDictionary[Engine, tuple[threading.Lock, int]] = weakref.WeakKeyDictionary()
 
 
 def _gate(url: URL) -> threading.Lock:
@@ -97,20 +103,62 @@ def _begin_immediate(conn, busy_ms: int, deadline: float) -> None:
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
                 raise
-        pause = 0.0001
-        while time.monotonic() < deadline:  # again, on the driver (no error built for a retry)
-            time.sleep(pause)
-            pause = min(2 * pause, 0.001)
-            try:
-                raw.execute("BEGIN IMMEDIATE")
+        try:
+            if _poll_begin(raw, deadline):
                 return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # that error, raised by SQLAlchemy
-                    return
+        except sqlite3.OperationalError:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # that error, raised by SQLAlchemy
+            return
         raise _locked("BEGIN IMMEDIATE")
     finally:
         raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
+def _poll_begin(raw, deadline: float) -> bool:
+    """BEGIN IMMEDIATE on the driver every 0.1-1 ms while SQLite answers busy, until `deadline`
+    (no error built for a retry); False if the deadline passed. Another error is raised as is."""
+    pause = 0.0001
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(2 * pause, 0.001)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+    return False
+
+
+@contextlib.contextmanager
+def write_turn(engine: Engine, raw: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE on a DB-API connection of SQLite `engine` used outside SQLAlchemy (the audit
+    Appender's own), in this process's turn among the engine's writers: queued behind them and
+    woken as soon as the one before lets go, another process polled for as above, SQLite's "database
+    is locked" (as sqlite3 raises it) after busy_timeout. The block commits or rolls back; the turn
+    is given back when it ends, however. An engine not made by make_engine: BEGIN IMMEDIATE alone."""
+    turn = _TURNS.get(engine)
+    if turn is None:
+        raw.execute("BEGIN IMMEDIATE")  # SQLite's busy handler
+        yield
+        return
+    gate, busy_ms = turn
+    deadline = time.monotonic() + busy_ms / 1000
+    if not gate.acquire(timeout=busy_ms / 1000):
+        raise _locked("BEGIN IMMEDIATE").orig
+    try:
+        raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the sleeps are ours
+        try:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or not _poll_begin(raw, deadline):
+                    raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        yield
+    finally:
+        gate.release()
 
 
 def _sqlite_events(engine: Engine, busy_ms: int, gate: threading.Lock) -> None:
