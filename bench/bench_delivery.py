@@ -18,6 +18,11 @@ Two arrangements:
   CPU seconds the processes used during the run (utime + stime from /proc, start-up excluded)
   per plan: Relais's (API + worker) is its cost per plan, independent of the peer's.
 
+The client (this process) POSTs with a plain keep-alive `http.client` connection per request in
+flight (`--client httpx`: one shared `httpx.Client`, as before 2026-11-27); its own CPU per plan
+(process time of the measured part: the POSTs, then waiting for the last receipt) is reported
+apart from Relais's and the peer's.
+
 `--in-flight N` sets the sends the worker keeps in flight (the connector's `max_in_flight`;
 default: the connector's own, 4 for e-parcours; 1 = one after the other); `--peer-delay S`
 makes the peer wait S seconds before each answer, as a national or regional service far away.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import platform
@@ -127,10 +133,53 @@ def slow_peer(delay: float):
     return peer
 
 
+class Client:
+    """The load generator's HTTP client: POST a JSON body, return (status, decoded answer).
+    `kind` "stdlib": one keep-alive `http.client` connection per thread (its CPU per request is
+    ~0.1-0.2 ms here, httpx's ~0.5-0.9); "httpx": one `httpx.Client` shared by the threads."""
+
+    def __init__(self, base_url: str, kind: str = "stdlib", timeout: float = 60):
+        self.kind = kind
+        if kind == "httpx":
+            self._httpx = httpx.Client(base_url=base_url, timeout=timeout)
+            return
+        host, port = base_url.removeprefix("http://").split(":")
+        self._address = (host, int(port))
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+
+    def post(self, path: str, headers: dict[str, str], body: dict) -> tuple[int, dict]:
+        if self.kind == "httpx":
+            response = self._httpx.post(path, headers=headers, json=body)
+            return response.status_code, response.json()
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(*self._address, timeout=self._timeout)
+            self._connections.append(connection)
+        connection.request("POST", path, body=orjson.dumps(body),
+                           headers={**headers, "Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, orjson.loads(response.read())
+
+    def close(self) -> None:
+        if self.kind == "httpx":
+            self._httpx.close()
+            return
+        for connection in self._connections:
+            connection.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # ------------------------------------------------------------------------- one process
 
 def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01, in_flight: int = 0,
-                peer_delay: float = 0.0) -> dict:
+                peer_delay: float = 0.0, client: str = "stdlib") -> dict:
     token = prepare(url, key_dir, items)
     config = Settings(database_url=url, audit_key_dir=key_dir)
     store = Store(url)
@@ -147,12 +196,12 @@ def one_process(url: str, key_dir: Path, items: list[Plan], idle: float = 0.01, 
         connector = connector_to(server.url, in_flight)
         worker = Worker(store, {"eparcours": connector}, batch=10)
         received_before = peer.store.count("CarePlan")
-        with ThreadedServer(create_app(store, config)) as api, httpx.Client(base_url=api.url, timeout=60) as http:
+        with ThreadedServer(create_app(store, config)) as api, Client(api.url, client) as http:
             worker.start(idle=idle)
             start = time.perf_counter()
             for plan in items:
-                response = http.post("/exchanges", headers={"Authorization": f"Bearer {token}"}, json=exchange_body(plan))
-                assert response.status_code == 201 and response.json()["status"] == "queued", response.text
+                status, answer = http.post("/exchanges", {"Authorization": f"Bearer {token}"}, exchange_body(plan))
+                assert status == 201 and answer["status"] == "queued", answer
             submitted = time.perf_counter() - start
             while peer.store.count("CarePlan") - received_before < len(items):
                 if time.perf_counter() - start > 600:
@@ -234,7 +283,8 @@ def sent_count(store: Store) -> int:
 
 
 def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients: int = 1,
-          worker_process: bool = False, idle: float = 0.01, in_flight: int = 0, peer_delay: float = 0.0) -> dict:
+          worker_process: bool = False, idle: float = 0.01, in_flight: int = 0, peer_delay: float = 0.0,
+          client: str = "stdlib") -> dict:
     """`worker_process`: the worker in a process of its own (`relais serve` without its embedded
     worker + `relais worker`) instead of a thread of the API's process."""
     token = prepare(url, key_dir, warm + items)
@@ -246,17 +296,19 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
     store = Store(url)
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        with httpx.Client(base_url=gateway.url, timeout=60) as http:
+        with Client(gateway.url, client) as http:
             # Warm-up (imports, compiled rules, OAuth2 token, connections): not measured.
-            for plan in warm:
-                assert http.post("/exchanges", headers=headers, json=exchange_body(plan)).status_code == 201
+            with ThreadPoolExecutor(clients) as pool:  # each client thread opens its connection
+                for status, _ in pool.map(lambda plan: http.post("/exchanges", headers, exchange_body(plan)), warm):
+                    assert status == 201
             while sent_count(store) < len(warm):
                 time.sleep(0.02)
             relais = [gateway] + ([worker] if worker else [])
             cpu_gateway, cpu_peer = sum(c.cpu_seconds() for c in relais), peer.cpu_seconds()
+            cpu_client = time.process_time()
             def post(plan: Plan) -> None:
-                response = http.post("/exchanges", headers=headers, json=exchange_body(plan))
-                assert response.status_code == 201 and response.json()["status"] == "queued", response.text
+                status, answer = http.post("/exchanges", headers, exchange_body(plan))
+                assert status == 201 and answer["status"] == "queued", answer
 
             start = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:  # `clients` requests in flight at most
@@ -267,6 +319,7 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
                     break
                 time.sleep(0.01)
             elapsed = time.perf_counter() - start
+            cpu_client = time.process_time() - cpu_client
             cpu_gateway = sum(c.cpu_seconds() for c in relais) - cpu_gateway
             cpu_peer = peer.cpu_seconds() - cpu_peer
     finally:
@@ -280,6 +333,7 @@ def split(url: str, key_dir: Path, items: list[Plan], warm: list[Plan], clients:
             "gateway_cpu_ms_per_plan": round(1000 * cpu_gateway / n, 2),
             "gateway_plans_per_cpu_s": round(n / cpu_gateway, 1) if cpu_gateway else None,
             "peer_cpu_ms_per_plan": round(1000 * cpu_peer / n, 2),
+            "client_cpu_ms_per_plan": round(1000 * cpu_client / n, 2), "client": client,
             "elapsed_s": round(elapsed, 2)}
 
 
@@ -305,6 +359,10 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=0,
                         help="sends the worker keeps in flight (0: the connector's own; 1: one after the other)")
     parser.add_argument("--peer-delay", type=float, default=0.0, help="seconds the peer waits before each answer")
+    parser.add_argument("--client", choices=("stdlib", "httpx"), default="stdlib",
+                        help="the load generator's HTTP client (httpx: as before 2026-11-27)")
+    parser.add_argument("--only", choices=("process", "thread"),
+                        help="split measure: only the worker in its own process, or only as a thread of the API")
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gateway", nargs=3, metavar=("URL", "KEYDIR", "PEER"), help=argparse.SUPPRESS)
     parser.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
@@ -330,44 +388,46 @@ def main() -> int:
                      "date": dt.date.today().isoformat(), "load_average_at_start": os.getloadavg()[0],
                      "worker_idle_s": args.idle, "in_flight": args.in_flight or "connector's",
                      "peer_delay_s": args.peer_delay,
-                     "uvicorn_http": http_stack()}
+                     "uvicorn_http": http_stack(), "client": args.client}
     with tempfile.TemporaryDirectory() as tmp:
-        results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items, args.idle,
-                                             args.in_flight, args.peer_delay)
+        if not args.only:
+            results["one_process"] = one_process(f"sqlite:///{tmp}/one.db", Path(tmp) / "keys1", items, args.idle,
+                                                 args.in_flight, args.peer_delay, args.client)
         clients = [int(c) for c in args.clients.split(",")]
+        common_args = dict(idle=args.idle, in_flight=args.in_flight, peer_delay=args.peer_delay, client=args.client)
         if not args.no_split:
-            results["split_sqlite"] = [split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c,
-                                             idle=args.idle, in_flight=args.in_flight, peer_delay=args.peer_delay)
-                                       for c in clients]
-            results["split_sqlite"] += [split(f"sqlite:///{tmp}/split{c}w.db", Path(tmp) / f"keys-w{c}", items, warm,
-                                              c, worker_process=True, idle=args.idle, in_flight=args.in_flight,
-                                              peer_delay=args.peer_delay) for c in clients]
+            results["split_sqlite"] = [] if args.only == "process" else [
+                split(f"sqlite:///{tmp}/split{c}.db", Path(tmp) / f"keys-s{c}", items, warm, c, **common_args)
+                for c in clients]
+            results["split_sqlite"] += [] if args.only == "thread" else [
+                split(f"sqlite:///{tmp}/split{c}w.db", Path(tmp) / f"keys-w{c}", items, warm, c, worker_process=True,
+                      **common_args) for c in clients]
             if args.postgres:
                 from tests.support.postgres import PostgresServer
 
                 pg = PostgresServer(durable=True).start()
                 try:
                     results["split_postgres"] = [split(pg.create_database(f"bench_delivery_{c}"),
-                                                       Path(tmp) / f"keys-p{c}", items, warm, c, idle=args.idle,
-                                                             in_flight=args.in_flight, peer_delay=args.peer_delay)
+                                                       Path(tmp) / f"keys-p{c}", items, warm, c, **common_args)
                                                  for c in clients]
                 finally:
                     pg.stop()
     results["load_average_at_end"] = os.getloadavg()[0]
 
-    one = results["one_process"]
-    direct = one["baseline_direct_post_per_s"]
-    print(f"N = {args.n} plans (TDDUI Bundles of ~{one['bundle_kb']} kB), 1 worker (idle poll every {args.idle} s, "
+    one = results.get("one_process")
+    print(f"N = {args.n} plans (TDDUI Bundles of ~42 kB), 1 worker (idle poll every {args.idle} s, "
           f"{args.in_flight or 'the connector’s'} send(s) in flight, peer delay {args.peer_delay} s); "
           f"load average {results['load_average_at_start']:.2f} -> {results['load_average_at_end']:.2f}; "
-          f"uvicorn on {results['uvicorn_http']}")
-    print("One process (API + worker + peer):")
-    print(f"  {'measure':<46}{'plans/s':>10}{'× baseline':>12}")
-    print(f"  {'baseline: POST the Bundle to the peer':<46}{direct:>10.1f}{1:>12.2f}")
-    print(f"  {'POST /exchanges only (decide+map+gate+queue)':<46}{one['submit_only_per_s']:>10.1f}"
-          f"{one['submit_only_per_s'] / direct:>12.2f}")
-    print(f"  {'end to end: POST /exchanges → peer receipt':<46}{one['end_to_end_per_s']:>10.1f}"
-          f"{one['end_to_end_per_s'] / direct:>12.2f}")
+          f"uvicorn on {results['uvicorn_http']}; client {args.client}")
+    if one:
+        direct = one["baseline_direct_post_per_s"]
+        print("One process (API + worker + peer):")
+        print(f"  {'measure':<46}{'plans/s':>10}{'× baseline':>12}")
+        print(f"  {'baseline: POST the Bundle to the peer':<46}{direct:>10.1f}{1:>12.2f}")
+        print(f"  {'POST /exchanges only (decide+map+gate+queue)':<46}{one['submit_only_per_s']:>10.1f}"
+              f"{one['submit_only_per_s'] / direct:>12.2f}")
+        print(f"  {'end to end: POST /exchanges → peer receipt':<46}{one['end_to_end_per_s']:>10.1f}"
+              f"{one['end_to_end_per_s'] / direct:>12.2f}")
     for key, label in (("split_sqlite", "SQLite"), ("split_postgres", "PostgreSQL")):
         for r in results.get(key, []):
             arrangement = ("peer | API | 1 worker | client: four processes" if r["worker"] == "process"
@@ -375,12 +435,12 @@ def main() -> int:
             print(f"Split ({label}, {r['clients']} client(s); {arrangement}):")
             print(f"  end to end {r['end_to_end_per_s']:.1f} plans/s (POST /exchanges alone {r['submit_only_per_s']:.1f}/s); "
                   f"gateway CPU {r['gateway_cpu_ms_per_plan']:.1f} ms/plan ({r['gateway_plans_per_cpu_s']} plans per CPU second), "
-                  f"peer CPU {r['peer_cpu_ms_per_plan']:.1f} ms/plan")
+                  f"peer CPU {r['peer_cpu_ms_per_plan']:.1f} ms/plan, client CPU {r['client_cpu_ms_per_plan']:.1f} ms/plan")
     out = ROOT / "bench/results/delivery.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     print(f"→ {out.relative_to(ROOT)}")
-    ok = one["delivered"] == args.n and all(r["delivered"] == args.n for k in ("split_sqlite", "split_postgres")
+    ok = (one is None or one["delivered"] == args.n) and all(r["delivered"] == args.n for k in ("split_sqlite", "split_postgres")
                                              for r in results.get(k, []))
     return 0 if ok else 1
 
