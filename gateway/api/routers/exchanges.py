@@ -46,9 +46,23 @@ class ExchangeIn(BaseModel):
 
 @router.post("/exchanges", status_code=201, summary="Demander un échange (décision de consentement, mise en forme, file d'envoi)",
              openapi_extra=json_body(ExchangeIn), response_model=dict)
-async def create_exchange(request: Request, tenant: Tenant = Depends(get_tenant),
-                          store: Store = Depends(get_store)) -> Response:
-    data = loads_object(await request.body(), max_bytes=64 * 1024)
+async def create_exchange(request: Request) -> Response:
+    # One hand-off to a worker thread for the key check, the body's checks and the submission
+    # (sync dependencies took one each: three per request). The body is read first; a
+    # too-large body is reported after the key check, as when the key was a dependency.
+    try:
+        raw, too_large = await request.body(), None
+    except ApiProblem as exc:
+        raw, too_large = b"", exc
+    return await run_in_threadpool(_create_exchange, request, raw, too_large)
+
+
+def _create_exchange(request: Request, raw: bytes, too_large: ApiProblem | None) -> Response:
+    tenant = get_tenant(request)
+    store = get_store(request)
+    if too_large is not None:
+        raise too_large
+    data = loads_object(raw, max_bytes=64 * 1024)
     try:
         body = ExchangeIn.model_validate(data)
     except ValidationError as exc:
@@ -60,10 +74,9 @@ async def create_exchange(request: Request, tenant: Tenant = Depends(get_tenant)
         person_local_id=body.person, system=body.system, recipient=Recipient(**body.recipient.model_dump()),
         purpose=body.purpose, payload_kind=body.payload_kind, data_categories=tuple(body.data_categories),
         plan_version=body.plan_version, labels=tuple(body.labels))
-    decider = request.app.state.decider
     try:
-        submitted = await run_in_threadpool(pipeline.submit, store, tenant, exchange_request,
-                                            actor=f"key:{tenant.slug}", decider=decider)
+        submitted = pipeline.submit(store, tenant, exchange_request, actor=f"key:{tenant.slug}",
+                                    decider=request.app.state.decider)
     except KeyError as exc:  # unknown payload kind
         raise ApiProblem("invalid-request", str(exc.args[0])) from None
     # The summary is JSON-ready (strings, numbers, lists): written by orjson as it is, without
