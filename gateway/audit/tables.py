@@ -1,6 +1,7 @@
 """Tables of gateway.audit, declared on the shared metadata (see gateway/storage/registry.py).
 
-Created by migration 0002_audit, which must describe exactly the same tables.
+Created by migration 0002_audit (and 0009: audit_entries' second index dropped), which must
+describe exactly the same tables.
 - audit_head: ONE row (id 1): tree size and Merkle frontier. Appenders lock it (PostgreSQL
   FOR UPDATE; SQLite's BEGIN IMMEDIATE already serialises writers), so leaf indexes are
   dense and the tree never forks.
@@ -41,7 +42,7 @@ audit_entries = sa.Table(
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("body", sa.LargeBinary(), nullable=False),
-    sa.Index("ix_audit_entries_tenant_id_seq", "tenant_id", "seq"),
+    # no index but the primary key: each one is paid by every append (migration 0009)
 )
 
 audit_tiles = sa.Table(
