@@ -17,17 +17,27 @@ from gateway.settings import Settings
 
 def test_started_moves_what_exists_out_of_the_collectors_generations():
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         startup.started()
         assert gc.get_freeze_count() > 1000  # modules, classes, compiled statements…
+        assert gc.get_threshold() == (startup.YOUNG_THRESHOLD, *thresholds[1:])
         cycle = Recorder([])
         cycle.calls.append(cycle)  # garbage made afterwards, only a collection frees (a cycle)
         gone = weakref.ref(cycle)
         del cycle
         gc.collect()
         assert gone() is None  # later collections still run on what is made afterwards
+        cycle = Recorder([])
+        cycle.calls.append(cycle)
+        gone = weakref.ref(cycle)
+        del cycle
+        held = [[] for _ in range(3 * startup.YOUNG_THRESHOLD)]  # allocations alone trigger one
+        assert gone() is None
+        del held
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 class Recorder:
