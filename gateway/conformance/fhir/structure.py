@@ -9,9 +9,12 @@ How:
   its type, list or not, required or not, and whether its `_name` sibling is allowed; the choice
   groups; the resource types; the primitive formats of fhir_core (regular expressions, limits).
 - Here, per type, a table `property → (kind, argument, required bit, choice bit)` is built on first
-  use; one pass over the JSON answers "valid or not" without building anything (the common case),
-  stopping at the first error. Only an invalid resource is walked again, with locations, to say
-  everything fhir.resources would say, where it would say it.
+  use, and from it the type's scan (`_Type.bad`: property → one function of the value); one pass
+  over the JSON answers "valid or not" without building anything (the common case), stopping at the
+  first error. The valid strings of the costlier formats (uri, code, string, dates…) are remembered
+  (≤ 4,096 per format, ≤ 256 characters each): a Bundle repeats the same ones hundreds of times.
+  Only an invalid resource is walked again, with locations, to say everything fhir.resources would
+  say, where it would say it.
 - Primitive formats are the ones fhir_core applies, with its semantics: the string, code and id
   patterns are matched as pydantic matches them (Rust regex: `\\s` is Unicode White_Space — not
   U+001C–U+001F —, search not full match), the date / time patterns with Python's fullmatch, then
@@ -64,6 +67,8 @@ DATA_FORMAT = "relais-fhir-structure/1"
 DATA_FILE = "r4-structure.json"
 STRING_MAX = 1024 * 1024  # R4: strings SHALL NOT exceed 1 MiB
 ID_MAX = 64  # R4 id regex [A-Za-z0-9\-\.]{1,64}
+KNOWN_MAX = 4096  # valid strings remembered per format by the scan (then forgotten all at once)
+KNOWN_LENGTH = 256  # of strings at most this long: the memory stays bounded
 
 # fhir_core's formats this module implements (data file `primitives`, verbatim)
 _KNOWN = {
@@ -123,7 +128,8 @@ def _bad_day(v: str) -> bool:
     return day > _DAYS[month - 1]
 
 
-def _string(v):
+# Checkers: None when valid, else the problem. (`found`: unused, the signature of the scan's functions.)
+def _string(v, found=None):
     if type(v) is not str:
         return TYPE
     if not v or (v.isspace() and _STRING_KEEP.isdisjoint(v)):
@@ -133,7 +139,7 @@ def _string(v):
     return None
 
 
-def _code(v):
+def _code(v, found=None):
     if type(v) is not str:
         return TYPE
     if v.isascii() and v.isprintable():  # (fast path) the only whitespace there is the space
@@ -141,7 +147,7 @@ def _code(v):
     return None if _CODE.fullmatch(v) else FORMAT
 
 
-def _id(v):
+def _id(v, found=None):
     if type(v) is not str:
         return TYPE
     if not _ID.fullmatch(v) or len(v) > 255:
@@ -149,13 +155,13 @@ def _id(v):
     return R4 if len(v) > ID_MAX else None
 
 
-def _oid(v):
+def _oid(v, found=None):
     if type(v) is not str:
         return TYPE
     return None if _OID.fullmatch(v) else FORMAT
 
 
-def _uri(v):
+def _uri(v, found=None):
     if type(v) is not str:
         return TYPE
     if v.isascii() and v.isprintable():  # (fast path) the only whitespace there is the space
@@ -163,16 +169,16 @@ def _uri(v):
     return R4 if _SPACE.search(v) else None
 
 
-def _text(v):  # markdown, xhtml: any string
+def _text(v, found=None):  # markdown, xhtml: any string
     return None if type(v) is str else TYPE
 
 
-def _boolean(v):
+def _boolean(v, found=None):
     return None if type(v) is bool else TYPE
 
 
 def _integer_check(low: int, high: int):
-    def check(v):
+    def check(v, found=None):
         if type(v) is not int:
             return TYPE
         return None if low <= v <= high else RANGE
@@ -180,7 +186,7 @@ def _integer_check(low: int, high: int):
     return check
 
 
-def _decimal(v):
+def _decimal(v, found=None):
     t = type(v)
     if t is int:
         return None
@@ -192,7 +198,7 @@ def _decimal(v):
 def _dated(pattern: str, calendar: bool):
     compiled = re.compile(pattern)
 
-    def check(v):
+    def check(v, found=None):
         if type(v) is not str:
             return TYPE
         if not compiled.fullmatch(v):
@@ -204,7 +210,7 @@ def _dated(pattern: str, calendar: bool):
     return check
 
 
-def _base64(v):
+def _base64(v, found=None):
     if type(v) is not str:
         return TYPE
     try:
@@ -214,10 +220,32 @@ def _base64(v):
     return None
 
 
-def _uuid(v):
+def _uuid(v, found=None):
     if type(v) is not str:
         return TYPE
     return None if _UUID_R4.fullmatch(v) else R4
+
+
+def _remembered(check):
+    """`check` remembering the strings it found valid: a Bundle repeats the same systems, codes,
+    canonicals and dates hundreds of times (≈ 30 distinct among ≈ 430 uris). The answer depends on
+    the string alone."""
+    known: set[str] = set()
+
+    def remembered(v, found=None):  # (`found`: the scan's signature, see Structure._entry)
+        if type(v) is str:
+            if v in known:
+                return None
+            problem = check(v)
+            if problem is None and len(v) <= KNOWN_LENGTH:
+                if len(known) >= KNOWN_MAX:
+                    known.clear()
+                known.add(v)
+            return problem
+        return check(v)
+
+    remembered.forget = known.clear
+    return remembered
 
 
 def _checkers(formats: dict) -> dict:
@@ -293,7 +321,7 @@ class _Type:
     """The compiled table of one type."""
 
     __slots__ = ("name", "elements", "table", "required", "required_mask", "choices", "choice_required",
-                 "prim_required")
+                 "prim_required", "bad")
 
     def __init__(self, name, elements, table, required, required_mask, choices, choice_required, prim_required):
         self.name = name
@@ -304,6 +332,7 @@ class _Type:
         self.choices = choices  # [(prefix, required, names)]
         self.choice_required = choice_required  # mask of the required choice groups
         self.prim_required = prim_required  # required primitive properties
+        self.bad = None  # the scan of a value of this type (Structure._scanner)
 
 
 class Structure:
@@ -320,15 +349,27 @@ class Structure:
         self.source = data["source"]
         self.resources = frozenset(data["resources"])
         self.checkers = _checkers(data["primitives"])
+        # the scan's checkers of string formats costing more than a set lookup, remembering valid strings
+        self._remembering = {check: _remembered(check) for name, check in self.checkers.items()
+                             if name not in ("boolean", "decimal", "integer", "positiveInt", "unsignedInt",
+                                             "markdown", "xhtml")}
         self.corrections = {(c["type"], c["element"]) for c in data.get("corrections", ()) if c["change"] == "removed"}
         self._types: dict[str, _Type] = {}
         self._ext = self._compile("FHIRPrimitiveExtension", data["primitiveExtension"], ())
+        self._ext.bad = self._scanner(self._ext)
+
+    def forget(self) -> None:
+        """Forget the valid strings remembered (measures, tests)."""
+        for remembered in self._remembering.values():
+            remembered.forget()
 
     # --- tables -----------------------------------------------------------------------------------
     def _type(self, name: str) -> _Type:
         found = self._types.get(name)
         if found is None:
-            found = self._types[name] = self._compile(name, self.data["types"][name], self.data["choices"].get(name, ()))
+            found = self._compile(name, self.data["types"][name], self.data["choices"].get(name, ()))
+            found.bad = self._scanner(found)
+            self._types[name] = found
         return found
 
     def _compile(self, name: str, elements: dict, choices) -> _Type:
@@ -381,100 +422,175 @@ class Structure:
         gives nothing on a resource whose list holds no None."""
         if not isinstance(resource, dict):
             return None
-        rtype = resource.get("resourceType")
-        if type(rtype) is not str or rtype not in self.resources:
-            return None
         found: list = []
-        return found if self._ok(resource, self._type(rtype), found) else None
+        return None if self._resource_bad(resource, found) else found
 
-    def _ok(self, obj: dict, t: _Type, found: list) -> bool:
-        if len(obj) < 2 and (not obj or "id" in obj):
-            found.append(None)  # ele-1
-        table = t.table
-        seen = 0
-        groups = 0
-        for k, v in obj.items():
-            try:
-                kind, arg, bit, gbit = table[k]
-            except KeyError:  # an unknown element
-                return False
-            if v is None:
-                return False
-            if kind == PRIM:
-                if arg(v) is not None:
-                    return False
-            elif kind == COMPLEX:
-                if type(v) is not dict or not self._ok(v, self._types.get(arg) or self._type(arg), found):
-                    return False
-            elif kind == COMPLEX_LIST or kind == EXTENSIONS:
-                if type(v) is not list:
-                    return False
-                sub = self._types.get(arg) or self._type(arg)
-                for x in v:
-                    if type(x) is not dict or not self._ok(x, sub, found):
-                        return False
-                    if kind == EXTENSIONS:
-                        valued = False
-                        for y in x:
-                            if y.startswith("value"):
-                                valued = True
-                                break
-                        if ("extension" in x) == valued:
-                            found.append(None)  # ext-1
-            elif kind == PRIM_LIST:
-                if type(v) is not list:
-                    return False
-                for x in v:
-                    if x is not None and arg(x) is not None:
-                        return False
-            elif kind == REF:
-                if arg(v) is not None:
-                    return False
-                if type(v) is str:
-                    found.append(v)
-            elif kind == EXT:
-                if not self._ext_ok(v, found):
-                    return False
-                if bit and v.get("extension"):
-                    seen |= bit
-                continue
-            elif kind == EXT_LIST:
-                if type(v) is not list:
-                    return False
-                for x in v:
-                    if x is not None and not self._ext_ok(x, found):
-                        return False
-                continue
-            elif kind == RES:
-                if not self._resource_ok(v, found):
-                    return False
-            elif kind == RES_LIST:
-                if type(v) is not list:
-                    return False
-                for x in v:
-                    if not self._resource_ok(x, found):
-                        return False
-            # RTYPE: the resource's own type, already chosen by it
-            if bit:
-                seen |= bit
-            if gbit:
-                if groups & gbit:
-                    return False
-                groups |= gbit
-        return seen == t.required_mask and not (t.choice_required & ~groups)
-
-    def _ext_ok(self, v, found: list) -> bool:
-        if type(v) is not dict or (v.get("id") is None and v.get("extension") is None):
-            return False
-        return self._ok(v, self._ext, found)
-
-    def _resource_ok(self, v, found: list) -> bool:
+    # The scan is compiled per type (`_Type.bad`, on first use): a table property → function(value,
+    # found) that is true when the value is invalid (a primitive's checker, or a closure doing what
+    # its kind needs), so that each property costs one lookup and one call, whatever its kind.
+    def _resource_bad(self, v, found: list) -> bool:
         if type(v) is not dict:
-            return False
+            return True
         rtype = v.get("resourceType")
         if type(rtype) is not str or rtype not in self.resources:
+            return True
+        return self._type(rtype).bad(v, found)
+
+    def _ext_bad(self, v, found: list) -> bool:
+        if type(v) is not dict or (v.get("id") is None and v.get("extension") is None):
+            return True
+        return self._ext.bad(v, found)
+
+    def _entry(self, kind: int, arg):
+        """What the scan does with one property's value: true when it is invalid."""
+        if kind in (PRIM, PRIM_LIST, REF):
+            arg = self._remembering.get(arg, arg)
+        if kind == PRIM:
+            return arg
+        if kind == PRIM_LIST:
+            def prims(v, found):
+                if type(v) is not list:
+                    return True
+                for x in v:
+                    if x is not None and arg(x) is not None:
+                        return True
+                return False
+            return prims
+        if kind == REF:
+            def ref(v, found):
+                if arg(v) is not None:
+                    return True
+                if type(v) is str:
+                    found.append(v)
+                return False
+            return ref
+        if kind == EXT:
+            return self._ext_bad
+        if kind == EXT_LIST:
+            ext_bad = self._ext_bad
+
+            def exts(v, found):
+                if type(v) is not list:
+                    return True
+                for x in v:
+                    if x is not None and ext_bad(x, found):
+                        return True
+                return False
+            return exts
+        if kind == RES:
+            return self._resource_bad
+        if kind == RES_LIST:
+            resource_bad = self._resource_bad
+
+            def resources(v, found):
+                if type(v) is not list:
+                    return True
+                for x in v:
+                    if resource_bad(x, found):
+                        return True
+                return False
+            return resources
+        if kind == RTYPE:
+            return _not_null  # the resource's own type, already chosen by it
+        sub = None  # the element type's scan, compiled on first use (types refer to each other)
+        if kind == COMPLEX:
+            def complex_(v, found):
+                nonlocal sub
+                if sub is None:
+                    sub = self._type(arg).bad
+                return type(v) is not dict or sub(v, found)
+            return complex_
+        if kind == COMPLEX_LIST:
+            def complexes(v, found):
+                nonlocal sub
+                if type(v) is not list:
+                    return True
+                if sub is None:
+                    sub = self._type(arg).bad
+                for x in v:
+                    if type(x) is not dict or sub(x, found):
+                        return True
+                return False
+            return complexes
+
+        def extensions(v, found):  # EXTENSIONS: a list of extensions, and ext-1 noticed
+            nonlocal sub
+            if type(v) is not list:
+                return True
+            if sub is None:
+                sub = self._type(arg).bad
+            for x in v:
+                if type(x) is not dict or sub(x, found):
+                    return True
+                valued = False
+                for y in x:
+                    if y.startswith("value"):
+                        valued = True
+                        break
+                if ("extension" in x) == valued:
+                    found.append(None)  # ext-1
             return False
-        return self._ok(v, self._types.get(rtype) or self._type(rtype), found)
+        return extensions
+
+    def _scanner(self, t: _Type):
+        """`bad(obj, found)` of one type: true when `obj` (a dict) is invalid."""
+        mask, choice_required = t.required_mask, t.choice_required
+        if not mask and not t.choices:
+            plain = {prop: self._entry(kind, arg) for prop, (kind, arg, _, _) in t.table.items()}
+
+            def bad(obj, found):
+                if len(obj) < 2 and (not obj or "id" in obj):
+                    found.append(None)  # ele-1
+                for k, v in obj.items():
+                    try:
+                        check = plain[k]
+                    except KeyError:  # an unknown element
+                        return True
+                    if check(v, found):
+                        return True
+                return False
+            return bad
+
+        marked = {}  # property → (entry, required bit, choice bit)
+        late = []  # (bit, property): a required primitive that its `_name` holding extensions stands for
+        for prop, (kind, arg, bit, gbit) in t.table.items():
+            if kind == EXT:
+                if bit:
+                    late.append((bit, prop[1:]))
+                bit = gbit = 0
+            elif kind == EXT_LIST:
+                bit = gbit = 0
+            marked[prop] = (self._entry(kind, arg), bit, gbit)
+        late = tuple(late)
+
+        def bad(obj, found):
+            if len(obj) < 2 and (not obj or "id" in obj):
+                found.append(None)  # ele-1
+            seen = 0
+            groups = 0
+            for k, v in obj.items():
+                try:
+                    check, bit, gbit = marked[k]
+                except KeyError:  # an unknown element
+                    return True
+                if check(v, found):
+                    return True
+                if bit:
+                    seen |= bit
+                if gbit:
+                    if groups & gbit:
+                        return True  # two types of one choice
+                    groups |= gbit
+            if seen != mask:
+                for bit, prop in late:  # the value's `_name` with extensions stands for it
+                    if not seen & bit:
+                        ext = obj.get("_" + prop)
+                        if ext is not None and ext.get("extension"):
+                            seen |= bit
+                if seen != mask:
+                    return True
+            return bool(choice_required & ~groups)
+        return bad
 
     # --- precise pass: every error, where fhir.resources puts it ----------------------------------
     def findings(self, resource, root: str | None = None) -> list[Finding]:
@@ -626,6 +742,10 @@ class Structure:
         else:
             out.append(Finding(here, f"type de ressource inconnu dans FHIR R4 : {rtype!r}",
                                f"unknown FHIR R4 resource type: {rtype!r}", True))
+
+
+def _not_null(v, found) -> bool:
+    return v is None
 
 
 def _has_extensions(ext) -> bool:
