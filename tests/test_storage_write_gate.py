@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from connectors.base import Receipt, Recipient
 from gateway.audit import AuditEntry, append_durably
 from gateway.audit import appender as appender_module
-from gateway.audit.appender import appender_for
+from gateway.audit.appender import Appender, appender_for
 from gateway.delivery import outbox
 from gateway.delivery.model import ExchangeRequest, Status
 from gateway.delivery.worker import Worker
@@ -299,11 +299,9 @@ def test_busy_timeout_still_ends_an_audit_appends_wait_with_sqlites_error(short_
         thread.join()
     assert 0.29 <= waited < 2, waited
     assert caught.value.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
-    # the turn was given back, and the Appender writes again with its busy_timeout in place
+    # the turn was given back, and the Appender writes again
     _enters_at_once(short_busy)
     assert append_durably(short_busy.engine, _audit_entry(2)) == 1
-    connection = appender_for(short_busy.engine)._connection.dbapi_connection
-    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 300
 
 
 @pytest.mark.parametrize("head", ["unknown", "known"])
@@ -317,6 +315,20 @@ def test_the_turn_is_given_back_when_an_audit_append_fails(short_busy, head):
     accept_audit_inserts(short_busy.engine)
     append_durably(short_busy.engine, _audit_entry(2))
     _enters_at_once(short_busy)
+
+
+def test_an_appender_on_an_engine_made_elsewhere_writes_without_turns(sqlite_store, tmp_path):
+    """An engine not made by make_engine has no turns: its Appender's BEGIN IMMEDIATE waits in
+    SQLite's busy handler, as before."""
+    other = sa.create_engine(f"sqlite:///{tmp_path / 'relais.db'}", connect_args={"isolation_level": None})
+    try:
+        appender = Appender(other)
+        assert [appender.append(_audit_entry(i)) for i in range(3)] == [0, 1, 2]
+        assert appender_module.write_turn(other, None) is None
+        appender.close()
+    finally:
+        other.dispose()
+    assert append_durably(sqlite_store.engine, _audit_entry(3)) == 3
 
 
 # ------------------------------------------------------------- both backends: nothing lost

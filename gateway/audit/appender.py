@@ -253,7 +253,9 @@ class Appender:
                 # SQLite: BEGIN IMMEDIATE in this process's turn among the engine's writers
                 # (woken when the one before commits, not by SQLite's busy sleeps); PostgreSQL:
                 # BEGIN (the connection is in autocommit, see _one_statement)
-                begin = (lambda _cursor: write_turn(self.engine, dbapi)) if backend == "sqlite" else _begin
+                turn = write_turn(self.engine, dbapi) if backend == "sqlite" else None
+                begin = ((lambda _cursor: turn) if turn is not None
+                         else _begin_immediate if backend == "sqlite" else _begin)
 
                 def write_batch(entries: Sequence[AuditEntry]) -> int:
                     last, self._head = self._head, None  # unknown until this batch commits
@@ -368,9 +370,17 @@ def _write(dbapi, begin, backend: str, prepared, entries: Sequence[AuditEntry]) 
 
 @contextlib.contextmanager
 def _begin(cursor) -> Iterator[None]:
-    """PostgreSQL's `begin` for _write: BEGIN on the autocommit connection (the lock is the
-    head's SELECT … FOR UPDATE)."""
+    """PostgreSQL's `begin`: BEGIN on the autocommit connection (the lock is the head's
+    SELECT … FOR UPDATE)."""
     cursor.execute("BEGIN")
+    yield
+
+
+@contextlib.contextmanager
+def _begin_immediate(cursor) -> Iterator[None]:
+    """SQLite's `begin` on an engine not made by make_engine (no write turns): BEGIN IMMEDIATE,
+    waiting in SQLite's busy handler."""
+    cursor.execute("BEGIN IMMEDIATE")
     yield
 
 

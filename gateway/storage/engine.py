@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -130,35 +128,48 @@ def _poll_begin(raw, deadline: float) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def write_turn(engine: Engine, raw: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE on a DB-API connection of SQLite `engine` used outside SQLAlchemy (the audit
-    Appender's own), in this process's turn among the engine's writers: queued behind them and
-    woken as soon as the one before lets go, another process polled for as above, SQLite's "database
-    is locked" (as sqlite3 raises it) after busy_timeout. The block commits or rolls back; the turn
-    is given back when it ends, however. An engine not made by make_engine: BEGIN IMMEDIATE alone."""
-    turn = _TURNS.get(engine)
-    if turn is None:
-        raw.execute("BEGIN IMMEDIATE")  # SQLite's busy handler
-        yield
-        return
-    gate, busy_ms = turn
-    deadline = time.monotonic() + busy_ms / 1000
-    if not gate.acquire(timeout=busy_ms / 1000):
-        raise _locked("BEGIN IMMEDIATE").orig
-    try:
-        raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the sleeps are ours
+class WriteTurn:
+    """BEGIN IMMEDIATE on a DB-API connection of a SQLite engine used outside SQLAlchemy (the audit
+    Appender's own), in this process's turn among the engine's writers: `with turn:` queues behind
+    them and is woken as soon as the one before lets go, polls for another process as above, and
+    raises SQLite's "database is locked" (as sqlite3 raises it) after busy_timeout. The block
+    commits or rolls back; the turn is given back when it ends, however it ends.
+
+    The connection's busy_timeout is set to 0 for good: its only wait is for BEGIN IMMEDIATE
+    (polled here); once that holds the write lock, WAL mode gives the transaction's statements
+    and its commit no lock to wait for (two PRAGMAs per append saved)."""
+
+    __slots__ = ("_gate", "_busy", "_raw")
+
+    def __init__(self, gate: threading.Lock, busy_ms: int, raw: sqlite3.Connection):
+        self._gate, self._busy, self._raw = gate, busy_ms / 1000, raw
+        raw.execute("PRAGMA busy_timeout = 0")
+
+    def __enter__(self) -> None:
+        start = time.monotonic()
+        if not (self._gate.acquire(False) or self._gate.acquire(timeout=self._busy)):
+            raise _locked("BEGIN IMMEDIATE").orig
         try:
+            self._raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
             try:
-                raw.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or not _poll_begin(raw, deadline):
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or not _poll_begin(self._raw, start + self._busy):
                     raise
-        finally:
-            raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-        yield
-    finally:
-        gate.release()
+            except BaseException:
+                self._gate.release()
+                raise
+        except BaseException:
+            self._gate.release()
+            raise
+
+    def __exit__(self, *_exc) -> None:
+        self._gate.release()
+
+
+def write_turn(engine: Engine, raw: sqlite3.Connection) -> WriteTurn | None:
+    """The WriteTurn of a DB-API connection of `engine` (SQLite, made by make_engine), else None."""
+    turn = _TURNS.get(engine)
+    return None if turn is None else WriteTurn(*turn, raw)
 
 
 def _sqlite_events(engine: Engine, busy_ms: int, gate: threading.Lock) -> None:
