@@ -92,11 +92,6 @@ class _Recording:
         self.targets: list[tuple[str, object]] = []
 
 
-def _found(target) -> object:
-    """What _target reads of the resource a reference designates."""
-    return (target.get("resourceType"), tuple(_profiles(target))) if isinstance(target, dict) else target
-
-
 EXTERNAL = object()
 CONTAINED = object()
 
@@ -116,6 +111,23 @@ class _BundleIndex:
                 self.by_url[full] = res
             if res.get("id") and res.get("resourceType"):
                 self.by_type_id[(res["resourceType"], res["id"])] = res
+        self._facts: dict[int, tuple] = {}  # id(resource) → facts(resource)
+
+    def facts(self, target: dict) -> tuple:
+        """What _target reads of a resource of the Bundle, once per run: its type and declared
+        profiles (what a replayed walk compares: `found`), and those canonicals without version."""
+        known = self._facts.get(id(target))
+        if known is None:
+            profiles = _profiles(target)
+            known = self._facts[id(target)] = (
+                (target.get("resourceType"), tuple(profiles)), frozenset(p.partition("|")[0] for p in profiles)
+            )
+        return known
+
+    def found(self, target) -> object:
+        """What _target reads where a reference leads: a resource's facts()[0], else the answer of
+        resolve() itself (EXTERNAL, CONTAINED, None)."""
+        return self.facts(target)[0] if isinstance(target, dict) else target
 
     def resolve(self, ref: str, base_url: str | None):
         """The resource `ref` designates in the Bundle, EXTERNAL, CONTAINED or None (unresolved)."""
@@ -383,6 +395,7 @@ class Validator:
             _prepare(profile["root"])
             _mark_pure(profile["root"], rules)
         self._plans = Plans(self)  # the walk, compiled per element node on first use
+        self._roots: dict[str, tuple] = {}  # profile url → (source, the walk of its root: Plans.value)
 
     # --- entry points -------------------------------------------------------------------------
     def validate(self, resource: dict, profile: str | None = None) -> list[Problem]:
@@ -425,18 +438,22 @@ class Validator:
     # --- resources and profiles ---------------------------------------------------------------
     def _declared_profiles(self, run: _Run, res: dict, loc: str, explicit: str | None) -> None:
         if explicit:
-            canonicals = [(explicit, f"{loc}")]
-        else:
+            canonicals = [(explicit, -1)]
+        else:  # (canonical, its index in meta.profile): its location is built only for a problem
             declared = (res.get("meta") or {}).get("profile") or []
-            canonicals = [(c, f"{loc}.meta.profile[{i}]") for i, c in enumerate(declared) if isinstance(c, str)]
+            canonicals = [(c, i) for i, c in enumerate(declared) if isinstance(c, str)]
         if not canonicals and self.require_profiles:
             run.add(f"{loc}.meta.profile", "profile-missing",
                     f"aucun profil déclaré ({res.get('resourceType')}) : chaque ressource émise doit déclarer "
                     f"son profil {self.rules.main['id']} {self.rules.main['version']}",
                     f"no profile declared ({res.get('resourceType')}): every emitted resource must declare its "
                     f"{self.rules.main['id']} {self.rules.main['version']} profile", _E, self.source)
-        for canonical, where in canonicals:
+        for canonical, i in canonicals:
             profile, why = self.rules.profile(canonical)
+            if profile is not None and profile["type"] == res.get("resourceType"):
+                self._apply(run, res, profile, loc, res)
+                continue
+            where = loc if i < 0 else f"{loc}.meta.profile[{i}]"
             if profile is None:
                 pinned = f"{self.rules.main['id']} {self.rules.main['version']}"
                 if why == "version":
@@ -446,25 +463,28 @@ class Validator:
                     fr = f"profil inconnu : {canonical} (absent de {pinned} et de ses dépendances)"
                     en = f"unknown profile: {canonical} (not in {pinned} or its dependencies)"
                 run.add(where, "profile-unknown", fr, en, _E, self.source)
-                continue
-            if profile["type"] != res.get("resourceType"):
+            else:
                 run.add(where, "profile-mismatch",
                         f"le profil {profile['name']} s'applique à {profile['type']}, pas à {res.get('resourceType')}",
                         f"profile {profile['name']} applies to {profile['type']}, not {res.get('resourceType')}",
                         _E, f"{profile['url']}|{profile['version']}")
-                continue
-            self._apply(run, res, profile, loc, res)
 
     def _apply(self, run: _Run, value: dict, profile: dict, loc: str, res: dict) -> None:
-        key = (id(value), profile["url"])
+        url = profile["url"]
+        key = (id(value), url)
         if key in run.applied:
             return
         run.applied.add(key)
-        src = f"{profile['url']}|{profile['version']}"
+        try:
+            src, root = self._roots[url]
+        except KeyError:
+            src = f"{url}|{profile['version']}"
+            root = self._plans.value(profile["root"], src)
+            self._roots[url] = (src, root)
         if value is res and run.rec is None and self.remember_walks and res.get("resourceType") != "Bundle":
             self._walk_resource(run, value, profile, loc, src)
-        else:
-            self._root(run, value, profile, loc, src)
+        elif root is not None:  # (what _root does)
+            root(run, value, loc, res, None)
 
     def _walk_resource(self, run: _Run, res: dict, profile: dict, loc: str, src: str) -> None:
         """The walk of a resource against a profile, replayed when the same resource (the same JSON:
@@ -492,7 +512,7 @@ class Validator:
         known = self._walks.get(key)
         if known is not None:
             calls, notes, targets = known
-            if notes <= run.notes and all(_found(run.index.resolve(ref, run.entry_url)) == found
+            if notes <= run.notes and all(run.index.found(run.index.resolve(ref, run.entry_url)) == found
                                           for ref, found in targets):
                 tries[1] += 1
                 for where, rule, fr, en, severity, source in calls:
@@ -589,7 +609,7 @@ class Validator:
         steps = index[0] if index is not None else None
         name = steps[0][1] if direct and len(steps) == 1 and steps[0][0] == "name" else None
         table = index[1] if name is not None else None
-        choose, rules = self._choose, self._slicing_rules
+        choose, rules = self._choose, self._compile_slicing(node, src)
 
         def assign(run, values, loc, here):
             assigned = []
@@ -600,7 +620,7 @@ class Validator:
                         assigned.append(_named_slice(table, x))
                         continue
                 assigned.append(choose(node, key, v))
-            rules(run, node, values, assigned, loc, here, src)
+            rules(run, values, assigned, loc, here)
             return assigned
 
         return assign
@@ -644,34 +664,46 @@ class Validator:
                 return s
         return None
 
-    def _slicing_rules(self, run: _Run, node: dict, values: list, assigned: list, loc: str, here: str,
-                       src: str) -> None:
-        """Slice cardinalities, closed and ordered slicing, once the values' slices are known."""
-        self._slice_counts(run, node, assigned, here, src)
+    def _compile_slicing(self, node: dict, src: str):
+        """Slice cardinalities, closed and ordered slicing of one sliced node, once the values' slices
+        are known: rules(run, values, assigned, loc, here). What applies is read from the node once."""
+        bounds = node["_slice_bounds"]
+        if bounds is None:
+            bounds = [(id(s), s.get("min") or 0, s.get("max"), s) for s in node["slices"]]
+        slice_counts = self._slice_counts
         slicing = node.get("slicing") or {}
-        if slicing.get("rules") == "closed":
-            for i, chosen in enumerate(assigned):
-                if chosen is None:
-                    vloc = f"{loc}.{values[i][0]}[{i}]" if node["list"] else f"{loc}.{values[i][0]}"
-                    run.add(vloc, "slice-closed",
-                            f"élément hors des tranches autorisées (découpage fermé de {node['id']})",
-                            f"element matches none of the allowed slices (closed slicing of {node['id']})", _E, src)
-        if slicing.get("ordered"):
-            order = {id(s): n for n, s in enumerate(node["slices"])}
-            ranks = [order[id(c)] for c in assigned if c is not None]
-            if ranks != sorted(ranks):
-                run.add(here, "slice-order",
-                        f"les tranches de {node['id']} ne sont pas dans l'ordre du profil",
-                        f"the slices of {node['id']} are not in the profile's order", _E, src)
+        closed = slicing.get("rules") == "closed"
+        order = {id(s): n for n, s in enumerate(node["slices"])} if slicing.get("ordered") else None
+        many, ident = node["list"], node["id"]
 
-    def _slice_counts(self, run: _Run, node: dict, assigned: list, here: str, src: str) -> None:
+        def rules(run, values, assigned, loc, here):
+            if bounds:
+                slice_counts(run, node, assigned, here, src, bounds)
+            if closed:
+                for i, chosen in enumerate(assigned):
+                    if chosen is None:
+                        vloc = f"{loc}.{values[i][0]}[{i}]" if many else f"{loc}.{values[i][0]}"
+                        run.add(vloc, "slice-closed",
+                                f"élément hors des tranches autorisées (découpage fermé de {ident})",
+                                f"element matches none of the allowed slices (closed slicing of {ident})", _E, src)
+            if order is not None:
+                ranks = [order[id(c)] for c in assigned if c is not None]
+                if ranks != sorted(ranks):
+                    run.add(here, "slice-order",
+                            f"les tranches de {ident} ne sont pas dans l'ordre du profil",
+                            f"the slices of {ident} are not in the profile's order", _E, src)
+
+        return rules
+
+    def _slice_counts(self, run: _Run, node: dict, assigned: list, here: str, src: str, bounds=None) -> None:
+        if bounds is None:
+            bounds = node["_slice_bounds"]
+        if bounds is None:
+            bounds = [(id(s), s.get("min") or 0, s.get("max"), s) for s in node["slices"]]
         counts: dict[int, int] = {}
         for c in assigned:
             if c is not None:
                 counts[id(c)] = counts.get(id(c), 0) + 1
-        bounds = node["_slice_bounds"]
-        if bounds is None:
-            bounds = [(id(s), s.get("min") or 0, s.get("max"), s) for s in node["slices"]]
         for key, mn, mx, s in bounds:
             n = counts.get(key, 0)
             if n < mn:
@@ -754,20 +786,22 @@ class Validator:
         if not isinstance(ref, str):
             return
         target = run.index.resolve(ref, run.entry_url)
-        if run.rec is not None:
-            run.rec.targets.append((ref, _found(target)))
         if not isinstance(target, dict):
+            if run.rec is not None:
+                run.rec.targets.append((ref, target))  # (found(): what is not a resource)
             return
+        found, declared = run.index.facts(target)
+        if run.rec is not None:
+            run.rec.targets.append((ref, found))
         allowed = node["targetTypes"]
-        rtype = target.get("resourceType")
+        rtype = found[0]
         if "Resource" not in allowed and rtype not in allowed:
             run.add(f"{vloc}.reference", "reference-target-type",
                     f"la référence {ref} désigne un(e) {rtype} ; {node['id']} attend {', '.join(allowed)}",
                     f"reference {ref} points to a {rtype}; {node['id']} expects {', '.join(allowed)}", _E, src)
             return
         targets = node.get("targets")
-        declared = {p.partition("|")[0] for p in _profiles(target)}
-        if targets and declared and not declared & set(targets):
+        if targets and declared and declared.isdisjoint(targets):
             run.add(f"{vloc}.reference", "reference-target-profile",
                     f"la ressource référencée ({ref}) ne déclare aucun des profils attendus par {node['id']}",
                     f"the referenced resource ({ref}) declares none of the profiles {node['id']} expects", _W, src)
