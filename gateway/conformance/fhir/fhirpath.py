@@ -38,48 +38,48 @@ def _contained(focus) -> list:
     return focus.get("contained") or [] if isinstance(focus, dict) else []
 
 
-def _dom2(focus, resource) -> bool:
+def _dom2(focus, resource, engine=None) -> bool:
     return not any(c.get("contained") for c in _contained(focus))
 
 
-def _dom4(focus, resource) -> bool:
+def _dom4(focus, resource, engine=None) -> bool:
     return not any(
         (c.get("meta") or {}).get("versionId") is not None or (c.get("meta") or {}).get("lastUpdated") is not None
         for c in _contained(focus)
     )
 
 
-def _dom5(focus, resource) -> bool:
+def _dom5(focus, resource, engine=None) -> bool:
     return not any((c.get("meta") or {}).get("security") for c in _contained(focus))
 
 
-def _dom6(focus, resource) -> bool:
+def _dom6(focus, resource, engine=None) -> bool:
     return bool(isinstance(focus, dict) and (focus.get("text") or {}).get("div"))
 
 
-def _bdl8(focus, resource) -> bool:
+def _bdl8(focus, resource, engine=None) -> bool:
     return "/_history/" not in (focus.get("fullUrl") or "")
 
 
-def _bdl5(focus, resource) -> bool:
-    return any(k in focus for k in ("resource", "request", "response"))
+def _bdl5(focus, resource, engine=None) -> bool:
+    return "resource" in focus or "request" in focus or "response" in focus
 
 
 def _entries(focus) -> list:
     return [e for e in focus.get("entry") or () if isinstance(e, dict)]
 
 
-def _bdl3(focus, resource) -> bool:
+def _bdl3(focus, resource, engine=None) -> bool:
     expected = (resource or focus).get("type") in ("batch", "transaction", "history")
     return all(("request" in e) == expected for e in _entries(focus))
 
 
-def _bdl4(focus, resource) -> bool:
+def _bdl4(focus, resource, engine=None) -> bool:
     expected = (resource or focus).get("type") in ("batch-response", "transaction-response", "history")
     return all(("response" in e) == expected for e in _entries(focus))
 
 
-def _bdl7(focus, resource) -> bool:
+def _bdl7(focus, resource, engine=None) -> bool:
     if focus.get("type") == "history":
         return True
     keys = [
@@ -90,7 +90,8 @@ def _bdl7(focus, resource) -> bool:
     return len(keys) == len(set(keys))
 
 
-# key -> (published expression, native implementation). dom-3 has no native form: it is only
+# key -> (published expression, native implementation (focus, resource, engine=None): the signature of
+# a decider). dom-3 has no native form: it is only
 # decided by FHIRPath when a resource has contained resources (otherwise it is trivially true).
 NATIVE: dict[str, tuple[str, Callable]] = {
     "dom-2": ("contained.contained.empty()", _dom2),
@@ -347,8 +348,7 @@ def decider(key: str, expression: str) -> Callable:
     engine) giving the same answer (tests/test_fhir_profile_speed.py compares them)."""
     entry = NATIVE.get(key)
     if entry and entry[0] == expression:
-        native = entry[1]
-        return lambda focus, resource, engine: native(focus, resource)
+        return entry[1]  # (focus, resource, engine=None)
     trivial = key in TRIVIAL_WITHOUT_CONTAINED
     if expression not in _QUICK:
         _QUICK[expression] = compile_quick(expression)

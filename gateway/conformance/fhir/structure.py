@@ -355,6 +355,7 @@ class Structure:
                                              "markdown", "xhtml")}
         self.corrections = {(c["type"], c["element"]) for c in data.get("corrections", ()) if c["change"] == "removed"}
         self._types: dict[str, _Type] = {}
+        self._building: dict[str, _Type] = {}  # types whose scan is being made (a type can hold itself)
         self._ext = self._compile("FHIRPrimitiveExtension", data["primitiveExtension"], ())
         self._ext.bad = self._scanner(self._ext)
 
@@ -367,8 +368,12 @@ class Structure:
     def _type(self, name: str) -> _Type:
         found = self._types.get(name)
         if found is None:
-            found = self._compile(name, self.data["types"][name], self.data["choices"].get(name, ()))
-            found.bad = self._scanner(found)
+            found = self._building[name] = self._compile(name, self.data["types"][name],
+                                                         self.data["choices"].get(name, ()))
+            try:
+                found.bad = self._scanner(found)  # (compiles the types it holds first)
+            finally:
+                del self._building[name]
             self._types[name] = found
         return found
 
@@ -492,14 +497,9 @@ class Structure:
             return resources
         if kind == RTYPE:
             return _not_null  # the resource's own type, already chosen by it
-        sub = None  # the element type's scan, compiled on first use (types refer to each other)
         if kind == COMPLEX:
-            def complex_(v, found):
-                nonlocal sub
-                if sub is None:
-                    sub = self._type(arg).bad
-                return type(v) is not dict or sub(v, found)
-            return complex_
+            return self._complex(arg)
+        sub = None  # the element type's scan, compiled on first use (types refer to each other)
         if kind == COMPLEX_LIST:
             def complexes(v, found):
                 nonlocal sub
@@ -508,7 +508,7 @@ class Structure:
                 if sub is None:
                     sub = self._type(arg).bad
                 for x in v:
-                    if type(x) is not dict or sub(x, found):
+                    if sub(x, found):
                         return True
                 return False
             return complexes
@@ -520,7 +520,7 @@ class Structure:
             if sub is None:
                 sub = self._type(arg).bad
             for x in v:
-                if type(x) is not dict or sub(x, found):
+                if sub(x, found):
                     return True
                 valued = False
                 for y in x:
@@ -532,13 +532,29 @@ class Structure:
             return False
         return extensions
 
+    def _complex(self, name: str):
+        """The scan of a value that must be an object of type `name`: the type's own once compiled
+        (types refer to each other: Extension to itself)."""
+        if name not in self._building:
+            return self._type(name).bad
+        sub = None  # (a type holding itself, directly or not: its scan is looked up on first use)
+
+        def complex_(v, found):
+            nonlocal sub
+            if sub is None:
+                sub = self._type(name).bad
+            return sub(v, found)
+        return complex_
+
     def _scanner(self, t: _Type):
-        """`bad(obj, found)` of one type: true when `obj` (a dict) is invalid."""
+        """`bad(obj, found)` of one type: true when `obj` is not a valid object of that type."""
         mask, choice_required = t.required_mask, t.choice_required
         if not mask and not t.choices:
             plain = {prop: self._entry(kind, arg) for prop, (kind, arg, _, _) in t.table.items()}
 
             def bad(obj, found):
+                if type(obj) is not dict:
+                    return True
                 if len(obj) < 2 and (not obj or "id" in obj):
                     found.append(None)  # ele-1
                 for k, v in obj.items():
@@ -564,6 +580,8 @@ class Structure:
         late = tuple(late)
 
         def bad(obj, found):
+            if type(obj) is not dict:
+                return True
             if len(obj) < 2 and (not obj or "id" in obj):
                 found.append(None)  # ele-1
             seen = 0
