@@ -609,7 +609,7 @@ class Validator:
         steps = index[0] if index is not None else None
         name = steps[0][1] if direct and len(steps) == 1 and steps[0][0] == "name" else None
         table = index[1] if name is not None else None
-        choose, rules = self._choose, self._compile_slicing(node, src)
+        choose, rules = self._compile_choose(node), self._compile_slicing(node, src)
 
         def assign(run, values, loc, here):
             assigned = []
@@ -619,11 +619,49 @@ class Validator:
                     if isinstance(x, (str, dict)):
                         assigned.append(_named_slice(table, x))
                         continue
-                assigned.append(choose(node, key, v))
+                assigned.append(choose(key, v))
             rules(run, values, assigned, loc, here)
             return assigned
 
         return assign
+
+    def _compile_choose(self, node: dict):
+        """choose(key, v): _choose for one node, its lists read once where no index applies."""
+        if node.get("_index") is not None:
+            choose = self._choose
+            return lambda key, v: choose(node, key, v)
+        coded = node.get("_coded")
+        discriminates = self._discriminates
+        if coded is not None:
+            steps, keys = coded
+            pairs = tuple((s, k, exact, tuple(s.get("match", ()))) for s, (k, exact) in zip(node["slices"], keys))
+        else:
+            pairs = tuple((s, None, False, tuple(s.get("match", ()))) for s in node["slices"])
+
+        def choose(key, v):
+            held = set()
+            if coded is not None:  # (as _choose)
+                for x in _evaluate_steps(v, steps):
+                    codings = x.get("coding") if isinstance(x, dict) else None
+                    if isinstance(codings, list):
+                        for c in codings:
+                            if isinstance(c, dict):
+                                system, code = c.get("system"), c.get("code")
+                                if isinstance(system, str) and isinstance(code, str):
+                                    held.add((system, code))
+            for s, k, exact, match in pairs:
+                if k is not None and k not in held:
+                    continue  # it cannot hold that coding
+                if exact:
+                    return s  # holding the coding is matching the pattern
+                for d in match:
+                    if not discriminates(v, key, d):
+                        break
+                else:
+                    return s
+            return None
+
+        return choose
 
     def _choose(self, node: dict, key: str, v) -> dict | None:
         """The slice a value belongs to, or None."""
