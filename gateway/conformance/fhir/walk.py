@@ -58,48 +58,58 @@ class Plans:
         notes = node["_pure"]
         checks = validator._compile_checks(node, src) if node["_checks"] else None
         profiles = tuple(node["profiles"]) if node["_profiles"] else ()
-        # children: (name, _name or None, one: False when not single / None when its single value
-        # needs nothing / closure, element closure or None)
+        # children: (name, _name or None, one, element closure or None, suffix), `one` being False
+        # when not single, None when its single value needs nothing, else what _compile_one makes:
+        # the value's own closure when it is not an extension (called here with the value's location,
+        # `suffix` added), else _compile_one's closure itself (suffix None)
         kids = []
         for name, under, child, single in node["_kidspecs"]:
             element = self.element(child, src)
             one = self.one(child, src) if single else False
             if element is None and not one:
                 continue  # nothing to check under it, whatever its values
-            kids.append((name, under, one, element))
+            suffix = None
+            if one and not child["_ext"]:
+                one, suffix = self.value(child, src), f".{name}[0]" if child["list"] else f".{name}"
+            kids.append((name, under, one, element, suffix))
         kids = tuple(kids)
         if notes is None and not profiles and not kids:
             return checks  # (None: nothing to do on this node)
         rules_profiles = validator.rules.profiles
         apply = validator._apply
 
-        def walk(run, v, vloc, res):
+        def walk(run, v, vloc, res, key=None):
+            if type(v) is not dict:
+                return
             for canonical in profiles:
                 profile = rules_profiles.get(canonical)
                 if profile is not None:
                     apply(run, v, profile, vloc, res)
-            for name, under, one, element in kids:
+            for name, under, one, element, suffix in kids:
                 raw = v.get(name)
                 if raw is None:
                     if under is not None and under not in v:
                         continue  # absent and nothing requires it
                 elif one is not False and (type(raw) is not list or len(raw) == 1):
                     if one is not None:
-                        one(run, raw, vloc, res)
+                        if suffix is None:
+                            one(run, raw, vloc, res)
+                        else:  # (what _compile_one's closure does)
+                            if type(raw) is list:
+                                raw = raw[0]
+                            one(run, raw, vloc + suffix, res, name)
                     continue
                 if element is not None:
                     element(run, v, vloc, res)
 
         if notes is None:
             if checks is None:
-                def value(run, v, vloc, res, key):
-                    if type(v) is dict:
-                        walk(run, v, vloc, res)
-            else:
-                def value(run, v, vloc, res, key):
-                    checks(run, v, vloc, res, key)
-                    if type(v) is dict:
-                        walk(run, v, vloc, res)
+                return walk  # (a value that is not an object: nothing to do)
+
+            def value(run, v, vloc, res, key):
+                checks(run, v, vloc, res, key)
+                if type(v) is dict:
+                    walk(run, v, vloc, res)
             return value
 
         clean = validator._clean
