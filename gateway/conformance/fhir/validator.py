@@ -616,6 +616,10 @@ class Validator:
             for key, v in values:
                 if name is not None and isinstance(v, dict):
                     x = v.get(name)
+                    if type(x) is str:  # (_named_slice of a string)
+                        hit = table.get(x)
+                        assigned.append(hit[0] if hit else None)
+                        continue
                     if isinstance(x, (str, dict)):
                         assigned.append(_named_slice(table, x))
                         continue
@@ -716,7 +720,15 @@ class Validator:
 
         def rules(run, values, assigned, loc, here):
             if bounds:
-                slice_counts(run, node, assigned, here, src, bounds)
+                counts: dict[int, int] = {}
+                for c in assigned:
+                    if c is not None:
+                        counts[id(c)] = counts.get(id(c), 0) + 1
+                for key, mn, mx, _ in bounds:
+                    n = counts.get(key, 0)
+                    if n < mn or (mx is not None and n > mx):  # (then _slice_counts says which)
+                        slice_counts(run, node, assigned, here, src, bounds)
+                        break
             if closed:
                 for i, chosen in enumerate(assigned):
                     if chosen is None:
