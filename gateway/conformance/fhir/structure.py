@@ -513,21 +513,20 @@ class Structure:
                 return False
             return complexes
 
+        valued = None  # the properties of the type starting with "value" (value[x])
+
         def extensions(v, found):  # EXTENSIONS: a list of extensions, and ext-1 noticed
-            nonlocal sub
+            nonlocal sub, valued
             if type(v) is not list:
                 return True
             if sub is None:
-                sub = self._type(arg).bad
+                t = self._type(arg)
+                sub, valued = t.bad, frozenset(k for k in t.table if k.startswith("value"))
             for x in v:
                 if sub(x, found):
                     return True
-                valued = False
-                for y in x:
-                    if y.startswith("value"):
-                        valued = True
-                        break
-                if ("extension" in x) == valued:
+                # a valid x has no other property: "one starts with 'value'" is "one is in `valued`"
+                if ("extension" in x) != valued.isdisjoint(x):
                     found.append(None)  # ext-1
             return False
         return extensions
