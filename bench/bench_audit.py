@@ -23,7 +23,8 @@ Measured in the same run:
   at a time and waiting until it is durable: entries/s, p50/p99 latency per append, mean batch;
   --rounds rounds, the measures interleaved (median and range reported);
 - group commit: `append_many` of --batch entries per transaction (PostgreSQL: COPY, and the
-  previous executemany path interleaved with it);
+  previous executemany path interleaved with it), with the CPU per entry of the bench's process
+  and of the PostgreSQL backend (medians over the rounds);
 - time to a signed checkpoint: the background Checkpointer (1 s / 256 entries) running, time
   from a commit to the first signed checkpoint covering it; and the cost of one signature;
 - offline verification of an export of --verify-n entries (written through append_many,
@@ -188,6 +189,9 @@ def median_round(rounds: list[dict]) -> dict:
     out["entries_per_s_range"] = [ordered[0]["entries_per_s"], ordered[-1]["entries_per_s"]]
     if "p99_ms" in out:
         out["p99_ms_range"] = [min(r["p99_ms"] for r in rounds), max(r["p99_ms"] for r in rounds)]
+    for cpu in ("client_cpu_us", "server_cpu_us"):  # per entry: the median over the rounds that have it
+        if all(cpu in r for r in rounds):
+            out[cpu] = round(statistics.median(r[cpu] for r in rounds), 2)
     out["rounds"] = len(rounds)
     return out
 
@@ -244,8 +248,28 @@ def bench_config(directory: Path):
     return settings().model_copy(update={"audit_key_dir": directory / "keys", "audit_origin": "relais.bench/audit"})
 
 
+def backend_cpu(store: Store) -> tuple[int, float] | None:
+    """PostgreSQL on this machine: (pid, CPU seconds so far) of the server process behind the
+    pool's connection (sequential use keeps to that one connection); else None."""
+    if store.engine.dialect.name != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:  # ns on CPU
+            return pid, int(stat.read().split()[0]) / 1e9
+    except OSError:
+        return None
+
+
 def group_commit(store: Store, n: int, batch: int) -> dict:
+    """`append_many` of `batch` entries per transaction, n entries: rate, p99 of a batch, and the
+    CPU per entry of this process (building the entries included) and of the PostgreSQL backend
+    (its commits' WAL flushes included): CPU figures hold when the machine's other jobs make the
+    rate swing."""
     latencies = []
+    server = backend_cpu(store)
+    cpu = time.process_time()
     start = time.perf_counter()
     for offset in range(0, n, batch):
         t0 = time.perf_counter()
@@ -253,8 +277,13 @@ def group_commit(store: Store, n: int, batch: int) -> dict:
             append_many(conn, [entry(offset + i) for i in range(min(batch, n - offset))])
         latencies.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - start
-    return {"entries_per_s": round(n / seconds), "batch": batch, "p99_batch_ms": round(pct(latencies, 0.99) * 1000, 2),
-            "n": n}
+    cpu = time.process_time() - cpu
+    out = {"entries_per_s": round(n / seconds), "batch": batch, "p99_batch_ms": round(pct(latencies, 0.99) * 1000, 2),
+           "n": n, "client_cpu_us": round(cpu / n * 1e6, 2)}
+    after = backend_cpu(store) if server else None
+    if after and after[0] == server[0]:
+        out["server_cpu_us"] = round((after[1] - server[1]) / n * 1e6, 2)
+    return out
 
 
 def group_round(store: Store, args) -> dict:
@@ -409,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
                               + (f", mean batch {r['mean_batch']}" if "mean_batch" in r else ""))
                 for measure, r in groups.items():
                     low, high = r["entries_per_s_range"]
-                    print(f"  {measure} ×{args.batch}: {r['entries_per_s']:,}/s ({low:,}–{high:,})")
+                    print(f"  {measure} ×{args.batch}: {r['entries_per_s']:,}/s ({low:,}–{high:,}); CPU per entry "
+                          f"{r['client_cpu_us']} µs here" + (f", {r['server_cpu_us']} µs in the server"
+                                                             if "server_cpu_us" in r else ""))
                 print(f"  signed checkpoint after p50 {checkpoint['p50_s']} s, max {checkpoint['max_s']} s; "
                       f"signing 256 entries {checkpoint['sign_256_entries_ms']} ms")
                 store.close()
