@@ -12,8 +12,8 @@ import gc
 # allocates ~1,500 containers (two copies of a ~700-container Bundle, the gate's work), a peer
 # request more, so with 700 each request ran 2+ young collections and, every ~70 requests, a
 # full one over what was built after the freeze (lazily compiled rules and statements, a peer's
-# stored resources): 17-42 ms each. Measured in the delivery bench (gc callbacks, 300 plans):
-# the API process's collector 0.4 -> 0.05 ms a plan, the sandbox peer's 0.6 -> 0.25.
+# stored resources): 17-42 ms each. Measured in the delivery bench (gc callbacks, 300 plans, two
+# pairs): the API process's collector ~0.7 -> ~0.15 ms a plan, the sandbox peer's ~0.8 -> ~0.4.
 YOUNG_THRESHOLD = 10_000
 
 
