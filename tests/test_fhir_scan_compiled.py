@@ -167,3 +167,35 @@ def test_the_remembered_checkers_answer_as_the_checkers():
         for v in samples + [rnd.choice(samples) for _ in range(200)]:
             assert remembered(v) == check(v), (name, v)
     assert any(structure._remembering.values())
+
+
+def test_choice_values_as_the_loop_over_keys_it_replaced(corpus):
+    """fhirpath.choice_values (one set test, then the keys in the object's order) against the loop of
+    52319fe: `k.startswith(prefix) and k[len(prefix):] in CHOICE_TYPES`."""
+    from gateway.conformance.fhir.fhirpath import CHOICE_TYPES, choice_values
+
+    def reference(obj, prefix):
+        return [(k, v) for k, v in obj.items() if k.startswith(prefix) and k[len(prefix):] in CHOICE_TYPES]
+
+    objects = []
+
+    def collect(x):
+        if isinstance(x, dict):
+            objects.append(x)
+            for v in x.values():
+                collect(v)
+        elif isinstance(x, list):
+            for v in x:
+                collect(v)
+
+    for doc in corpus[:10]:
+        collect(doc)
+    objects += [{"valueString": "a", "valueCode": "b", "value": 1, "valuex": 2, "effectiveDateTime": "2026"},
+                {"String": 1, "Code": 2, "": 3}]
+    hits = 0
+    for prefix in ("value", "effective", "start", "detail", "search", "", "valueString", "x"):
+        for obj in objects:
+            got = choice_values(obj, prefix)
+            assert got == reference(obj, prefix), (prefix, obj)
+            hits += bool(got)
+    assert hits > 50

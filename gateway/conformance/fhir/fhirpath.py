@@ -190,14 +190,19 @@ CHOICE_TYPES = frozenset(
 )
 
 
+_CHOICE_KEYS: dict[str, frozenset] = {}  # prefix → its keys (prefix + each type): names of the rule set
+
+
 def choice_values(obj: dict, prefix: str) -> list[tuple[str, object]]:
     """The (key, value) pairs of choice element `prefix[x]` present in `obj`."""
-    n = len(prefix)
-    found = []
-    for k, v in obj.items():  # (a loop, not a comprehension: no function call, most often nothing found)
-        if k.startswith(prefix) and k[n:] in CHOICE_TYPES:
-            found.append((k, v))
-    return found
+    keys = _CHOICE_KEYS.get(prefix)
+    if keys is None:
+        keys = frozenset(prefix + t for t in CHOICE_TYPES)
+        if len(_CHOICE_KEYS) < 4096:
+            _CHOICE_KEYS[prefix] = keys
+    if keys.isdisjoint(obj):  # (most often: one set test over the object's keys)
+        return []
+    return [(k, v) for k, v in obj.items() if k in keys]
 
 
 def _steps(path: str) -> list[tuple]:
@@ -236,7 +241,8 @@ def _navigate(focus, steps: list[tuple]) -> list:
                 continue
             got = x.get(name)
             if got is None:
-                got = [v for _, v in choice_values(x, name)] or None
+                pairs = choice_values(x, name)
+                got = [v for _, v in pairs] if pairs else None
             if isinstance(got, list):
                 nxt.extend(got)
             elif got is not None:

@@ -296,7 +296,8 @@ def _step(values: list, name: str) -> list:
             continue
         got = x.get(name)
         if got is None:
-            got = [v for _, v in _choice_values(x, name)] or None
+            pairs = _choice_values(x, name)
+            got = [v for _, v in pairs] if pairs else None
         if isinstance(got, list):
             out.extend(got)
         elif got is not None:
