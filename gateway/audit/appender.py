@@ -10,9 +10,10 @@ Leader/follower group commit: a caller that finds no batch being written writes 
 at once (no added latency when alone); callers arriving meanwhile queue, and the first of them
 then writes everything queued (at most `max_batch` entries) in one transaction with one commit,
 and hands over to the next. The transaction is the one `log.append_many` describes (BEGIN
-IMMEDIATE on SQLite, the head row locked FOR UPDATE on PostgreSQL, dense indexes, no fork), run
-on a connection of its own through the DB-API directly with SQLAlchemy's bound values (the
-rows are the ones `append_many` writes). Once the appender knows the head it last committed
+IMMEDIATE on SQLite, taken in this process's turn among the engine's writers — see
+gateway.storage.engine.write_turn —; the head row locked FOR UPDATE on PostgreSQL; dense indexes,
+no fork), run on a connection of its own through the DB-API directly with SQLAlchemy's bound
+values (the rows are the ones `append_many` writes). Once the appender knows the head it last committed
 (size and frontier), it writes from it: on PostgreSQL a batch below COPY_FROM goes in ONE
 autocommit statement through libpq (head moved from that exact size and frontier, then the
 rows: same lock order, same rows, committed and flushed before it returns), one round trip
