@@ -81,6 +81,34 @@ def outcome_text(response: httpx.Response) -> tuple[str, set[str]]:
     return f"HTTP {response.status_code} {response.reason_phrase}", set()
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie store, minus the work for a response that sets none: http.cookiejar
+    reads only Set-Cookie and Set-Cookie2 (CookieJar.make_cookies), so without them it would
+    store nothing, but httpx builds two urllib adapters per response to find that out."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+class _Client(httpx.Client):
+    """httpx.Client with the store above (httpx reads the client's store through `cookies`
+    only; a peer's cookies are still kept and sent back: tests/test_fhirhttp_wire.py)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._store = _Cookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._store
+
+    @cookies.setter
+    def cookies(self, cookies) -> None:
+        self._store = _Cookies(cookies)
+
+
 class FhirClient:
     def __init__(self, endpoint: FhirEndpoint, *, server_error_may_be_content: bool = False):
         """`server_error_may_be_content`: the peer answers 500 for content errors too (the
@@ -88,11 +116,12 @@ class FhirClient:
         content problem is permanent."""
         self.endpoint = endpoint
         self.server_error_may_be_content = server_error_may_be_content
-        self._http = httpx.Client(base_url=endpoint.base_url.rstrip("/"), timeout=endpoint.timeout,
+        self._http = _Client(base_url=endpoint.base_url.rstrip("/"), timeout=endpoint.timeout,
                                   verify=_ssl_context(endpoint))
         self._token: str | None = None
         self._token_expires = 0.0
         self._lock = threading.Lock()
+        self._urls: dict[str, httpx.URL] = {}  # path -> URL merged with base_url, as httpx merges it
 
     def close(self) -> None:
         self._http.close()
@@ -132,11 +161,18 @@ class FhirClient:
         base = {"Accept": FHIR_JSON, **self.endpoint.headers, **(headers or {})}
         if body is not None:
             base["Content-Type"] = FHIR_JSON
+        # httpx merges a relative path with base_url per request: once here for the fixed
+        # paths (POST /, GET /CommunicationRequest…); others (with ids) go as they are.
+        url = self._urls.get(path)
+        if url is None:
+            url = path
+            if len(self._urls) < 32:
+                url = self._urls[path] = self._http.build_request("GET", path).url
         refused = None
         for renew in (False, True):
             token, bearer = self._bearer(refused)
             try:
-                response = self._http.request(method, path, content=body, params=params,
+                response = self._http.request(method, url, content=body, params=params,
                                               headers={**base, **bearer})
             except httpx.TimeoutException:
                 raise TransientError("délai dépassé en attendant le serveur", code="timeout") from None

@@ -36,8 +36,11 @@ class EparcoursConnector:
         bundle = self.client.json(response)
         if bundle.get("type") != "transaction-response":
             raise PermanentError("réponse inattendue : un Bundle transaction-response était attendu")
-        locations = [e.get("response", {}).get("location", "") for e in bundle.get("entry", [])]
-        statuses = {e.get("response", {}).get("status", "")[:3] for e in bundle.get("entry", [])}
+        locations, statuses = [], set()
+        for e in bundle.get("entry", []):
+            answer = e.get("response", {})
+            locations.append(answer.get("location", ""))
+            statuses.add(answer.get("status", "")[:3])
         main = next((loc for loc in locations if loc.startswith(("CarePlan/", "CareTeam/"))), None)
         # 201 (created) and 200 (conditional create matched, conditional update applied) both
         # mean the tool now holds what was sent.
