@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -84,6 +85,13 @@ class Faults:
             if self._standing and time.monotonic() < self._until:
                 return self._standing
             return self._queue.popleft() if self._queue else None
+
+
+def transaction_response(response: dict) -> Response:
+    """The transaction-response as JSONResponse writes it (json.dumps, ensure_ascii=False, no
+    spaces), by orjson: the same bytes and headers for the store's answer, whose values are all
+    strings (tests/test_sandbox_response_bytes.py)."""
+    return Response(orjson.dumps(response), media_type=FHIR_JSON)
 
 
 def outcome_response(error: FhirError, status: int | None = None) -> JSONResponse:
@@ -248,7 +256,7 @@ class FhirSandbox:
                 response = sandbox.store.transaction(bundle, check, owned=True)
             except FhirError as exc:
                 return outcome_response(exc, sandbox.personality.transaction_error_status)
-            return JSONResponse(response, media_type=FHIR_JSON)
+            return transaction_response(response)
 
         @app.post("/{rtype}")
         async def create(rtype: str, request: Request):
