@@ -72,9 +72,9 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
 def _match_first(app: FastAPI, router) -> None:
     """Put `router`'s routes first in matching, leaving the OpenAPI document's order alone.
 
-    Starlette tries the routes in order, each included router through all of its own: POST
-    /exchanges (the busy route) went through eight others first. A second, undocumented
-    inclusion is moved to the front (no other route matches these paths:
+    Routes are tried in order, each included router through all of its own routes: POST
+    /exchanges (the busy route) went through the docs routes and six routers first. A second,
+    undocumented inclusion is moved to the front (no other route matches these paths:
     tests/test_api_route_order.py); the first stays in place for the document."""
     routes = app.router.routes
     count = len(routes)
