@@ -68,6 +68,10 @@ def configure(level: str = "INFO", log_file: Path | None = None) -> None:
     # uvicorn's access log prints raw paths (which hold person ids): Relais logs its own.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx/httpcore log every outbound request at INFO with its full URL (paths such as
+    # /Task/{id} or a search on an identifier): the connectors audit their sends instead.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True

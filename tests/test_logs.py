@@ -48,3 +48,20 @@ def test_plan_traffic_leaves_no_personal_data_in_logs(tmp_path, store, sample_pl
     leaked = [v for v in _personal_values(data) | {data["notes"], token} if v in text]
     assert leaked == [], f"personal data or secrets in logs: {leaked}"
     assert token.split("_", 2)[2] not in text  # the secret part alone (it may hold "_" itself)
+
+
+def test_outbound_request_urls_stay_out_of_logs(tmp_path):
+    """httpx logs each request's full URL at INFO (a path may carry a resource id or a searched
+    identifier); Relais keeps that logger at WARNING, whatever level it runs at."""
+    import httpx
+
+    log_file = tmp_path / "relais.log"
+    logs.configure("DEBUG", log_file)
+    try:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+        with httpx.Client(transport=transport) as client:
+            assert client.get("https://peer.test/Task?identifier=urn:oid:1.2.250.1.213.1.4.8|2800101131234").status_code == 200
+    finally:
+        logs.configure("WARNING")
+    text = log_file.read_text("utf-8") if log_file.exists() else ""
+    assert "2800101131234" not in text and "peer.test" not in text
