@@ -55,6 +55,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from functools import cache
 from importlib import resources
 from typing import NamedTuple
@@ -356,6 +357,7 @@ class Structure:
         self.corrections = {(c["type"], c["element"]) for c in data.get("corrections", ()) if c["change"] == "removed"}
         self._types: dict[str, _Type] = {}
         self._building: dict[str, _Type] = {}  # types whose scan is being made (a type can hold itself)
+        self._compiling = threading.RLock()
         self._ext = self._compile("FHIRPrimitiveExtension", data["primitiveExtension"], ())
         self._ext.bad = self._scanner(self._ext)
 
@@ -368,13 +370,18 @@ class Structure:
     def _type(self, name: str) -> _Type:
         found = self._types.get(name)
         if found is None:
-            found = self._building[name] = self._compile(name, self.data["types"][name],
-                                                         self.data["choices"].get(name, ()))
-            try:
-                found.bad = self._scanner(found)  # (compiles the types it holds first)
-            finally:
-                del self._building[name]
-            self._types[name] = found
+            # One thread compiles at a time (the API validates in several): `_building` is this
+            # compile's own; re-entered by the types a type holds.
+            with self._compiling:
+                found = self._types.get(name)
+                if found is None:
+                    found = self._building[name] = self._compile(name, self.data["types"][name],
+                                                                 self.data["choices"].get(name, ()))
+                    try:
+                        found.bad = self._scanner(found)  # (compiles the types it holds first)
+                    finally:
+                        del self._building[name]
+                    self._types[name] = found
         return found
 
     def _compile(self, name: str, elements: dict, choices) -> _Type:
