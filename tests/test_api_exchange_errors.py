@@ -77,3 +77,21 @@ def test_the_access_log_names_the_tenant(api, monkeypatch):
     client.post("/exchanges", json=BODY)
     assert [(f["route"], f["status"], f["tenant"]) for _, f in lines] == [
         ("/exchanges", 400, "plateforme-a"), ("/exchanges", 401, None)]
+
+
+def test_an_internal_key_error_is_not_blamed_on_the_request(store, monkeypatch):
+    """Only an unknown payload kind is the caller's 400; a KeyError from inside the work (a bug, as
+    a race in the gate once raised `KeyError: 'Extension'`) is a 500 without the key's name."""
+    from gateway.delivery import pipeline
+
+    store.create_tenant("plateforme-a", "Plateforme A")
+    _, token = store.create_api_key("plateforme-a", "test")
+
+    def broken(*args, **kwargs):
+        raise KeyError("Extension")
+
+    monkeypatch.setattr(pipeline, "submit", broken)
+    with TestClient(create_app(store, Settings()), raise_server_exceptions=False) as client:
+        response = client.post("/exchanges", json=BODY, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 500
+    assert "Extension" not in response.text

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from gateway.model import Plan, Problem
 
 
+class UnknownPayloadKind(KeyError):
+    """A payload kind no module registered (a KeyError, as before; caught apart from a bug's)."""
+
+
 class BuildError(ValueError):
     """The plan cannot give this payload (e.g. no decision received from the SI-SDO): the
     exchange is recorded as invalid with these problems."""
@@ -53,7 +57,7 @@ def kind(name: str) -> PayloadKind:
     try:
         return _KINDS[name]
     except KeyError:
-        raise KeyError(f"type de contenu inconnu : {name!r} (connus : {', '.join(sorted(_KINDS))})") from None
+        raise UnknownPayloadKind(f"type de contenu inconnu : {name!r} (connus : {', '.join(sorted(_KINDS))})") from None
 
 
 def _load_builtin() -> None:

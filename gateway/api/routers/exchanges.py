@@ -14,6 +14,7 @@ from gateway.api.problems import ApiProblem
 from gateway.api.schemas import json_body
 from gateway.delivery import outbox, pipeline
 from gateway.delivery.model import ExchangeRequest
+from gateway.delivery.payloads import UnknownPayloadKind
 from gateway.model import Problem, json_path
 from gateway.plans import loads_object
 from gateway.storage import Store, Tenant
@@ -77,7 +78,7 @@ def _create_exchange(request: Request, raw: bytes, too_large: ApiProblem | None)
     try:
         submitted = pipeline.submit(store, tenant, exchange_request, actor=f"key:{tenant.slug}",
                                     decider=request.app.state.decider)
-    except KeyError as exc:  # unknown payload kind
+    except UnknownPayloadKind as exc:  # (any other error is a bug: a 500, not the caller's fault)
         raise ApiProblem("invalid-request", str(exc.args[0])) from None
     # The summary is JSON-ready (strings, numbers, lists): written by orjson as it is, without
     # FastAPI's response validation and jsonable_encoder walk (~0.35 ms a request).

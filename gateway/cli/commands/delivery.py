@@ -9,6 +9,7 @@ from gateway.cli.common import INVALID, NOT_FOUND, add_database_option, err, han
 from gateway.delivery import outbox, pipeline
 from gateway.delivery.consent_step import consent_decider
 from gateway.delivery.model import ExchangeRequest, Status
+from gateway.delivery.payloads import UnknownPayloadKind
 from gateway.settings import settings
 
 STATUS_FR = {
@@ -70,7 +71,7 @@ def run_sync(args) -> int:
         purpose=args.purpose, payload_kind=args.kind, labels=tuple(args.label))
     try:
         submitted = pipeline.submit(store, tenant, request, actor="cli", decider=consent_decider)
-    except KeyError as exc:
+    except UnknownPayloadKind as exc:
         err(str(exc.args[0]))
         return INVALID
     exchange = submitted.exchange
