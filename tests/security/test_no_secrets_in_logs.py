@@ -145,4 +145,7 @@ def test_api_console_cli_and_delivery_leave_no_secret_or_personal_data_in_logs(s
     secrets = {token, token.split("_", 2)[2], PASSWORD, OAUTH_SECRET}  # the secret part may hold "_"
     leaked = sorted(v for v in secrets | personal_values(data) if v in everything)
     assert leaked == [], f"secrets or personal data in the logs: {leaked}"
-    assert len(records) > 30  # the run did log, at DEBUG, from every part
+    # the run did log, at DEBUG, from every part (httpx's and httpcore's own lines, which held
+    # outbound URLs, are no longer among them: gateway/logs.py keeps them at WARNING)
+    assert len(records) > 15
+    assert not any(str(r.get("event", "")).startswith(("HTTP Request:", "connect_tcp")) for r in records)
