@@ -6,6 +6,7 @@ writers lose nothing, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
@@ -68,6 +69,35 @@ def _other_connection(path: str):
     return hold
 
 
+@contextlib.contextmanager
+def _lock_held(store: Store, path, holder: str):
+    """SQLite's write lock held while the block runs: by a transaction of `store` ("this
+    process") or by a connection of its own, outside the turns ("another connection")."""
+    holding, done = threading.Event(), threading.Event()
+
+    def hold():
+        if holder == "this process":
+            with store.transaction():
+                holding.set()
+                done.wait(5)
+        else:
+            raw = sqlite3.connect(str(path), isolation_level=None)
+            raw.execute("BEGIN IMMEDIATE")
+            holding.set()
+            done.wait(5)
+            raw.execute("ROLLBACK")
+            raw.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def test_writers_of_one_process_take_turns_at_once(sqlite_store):
     # SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms…: after a
     # lock held 300 ms the waiter wakes at 328 ms, 28 ms late. The gate wakes it on release.
@@ -103,33 +133,12 @@ def short_busy(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("holder", ["this process", "another connection"])
 def test_busy_timeout_still_ends_the_wait_with_sqlites_error(short_busy, tmp_path, holder):
-    holding, done = threading.Event(), threading.Event()
-
-    def hold():
-        if holder == "this process":
-            with short_busy.transaction():
-                holding.set()
-                done.wait(5)
-        else:
-            raw = sqlite3.connect(str(tmp_path / "relais.db"), isolation_level=None)
-            raw.execute("BEGIN IMMEDIATE")
-            holding.set()
-            done.wait(5)
-            raw.execute("ROLLBACK")
-            raw.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert holding.wait(5)
+    with _lock_held(short_busy, tmp_path / "relais.db", holder):
         start = time.monotonic()
         with pytest.raises(sa.exc.OperationalError, match="database is locked") as caught:
             with short_busy.transaction():
                 pass
         waited = time.monotonic() - start
-    finally:
-        done.set()
-        thread.join()
     assert 0.29 <= waited < 2, waited
     assert isinstance(caught.value.orig, sqlite3.OperationalError)
     assert caught.value.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
@@ -271,32 +280,11 @@ def test_a_writer_of_this_process_waits_for_the_audit_append_on_the_turn(sqlite_
 @pytest.mark.parametrize("holder", ["this process", "another connection"])
 def test_busy_timeout_still_ends_an_audit_appends_wait_with_sqlites_error(short_busy, tmp_path, holder):
     append_durably(short_busy.engine, _audit_entry())
-    holding, done = threading.Event(), threading.Event()
-
-    def hold():
-        if holder == "this process":
-            with short_busy.transaction():
-                holding.set()
-                done.wait(5)
-        else:
-            raw = sqlite3.connect(str(tmp_path / "relais.db"), isolation_level=None)
-            raw.execute("BEGIN IMMEDIATE")
-            holding.set()
-            done.wait(5)
-            raw.execute("ROLLBACK")
-            raw.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert holding.wait(5)
+    with _lock_held(short_busy, tmp_path / "relais.db", holder):
         start = time.monotonic()
         with pytest.raises(sa.exc.OperationalError, match="database is locked") as caught:
             append_durably(short_busy.engine, _audit_entry(1))
         waited = time.monotonic() - start
-    finally:
-        done.set()
-        thread.join()
     assert 0.29 <= waited < 2, waited
     assert caught.value.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
     # the turn was given back, and the Appender writes again

@@ -305,6 +305,20 @@ def _step(values: list, name: str) -> list:
     return out
 
 
+
+def _held_codings(v, steps) -> set[tuple[str, str]]:
+    """The (system, code) pairs of the codings found at `steps` from v (a slice's coded discriminator)."""
+    held = set()
+    for x in _evaluate_steps(v, steps):
+        codings = x.get("coding") if isinstance(x, dict) else None
+        if isinstance(codings, list):
+            for c in codings:
+                if isinstance(c, dict):
+                    system, code = c.get("system"), c.get("code")
+                    if isinstance(system, str) and isinstance(code, str):
+                        held.add((system, code))
+    return held
+
 def _named_slice(table: dict, x) -> dict | None:
     """The slice an exact discriminating value names: a string's own, or a resource's first declared
     profile's; None when it names none."""
@@ -644,16 +658,7 @@ class Validator:
             pairs = tuple((s, None, False, tuple(s.get("match", ()))) for s in node["slices"])
 
         def choose(key, v):
-            held = set()
-            if coded is not None:  # (as _choose)
-                for x in _evaluate_steps(v, steps):
-                    codings = x.get("coding") if isinstance(x, dict) else None
-                    if isinstance(codings, list):
-                        for c in codings:
-                            if isinstance(c, dict):
-                                system, code = c.get("system"), c.get("code")
-                                if isinstance(system, str) and isinstance(code, str):
-                                    held.add((system, code))
+            held = _held_codings(v, steps) if coded is not None else ()  # (as _choose)
             for s, k, exact, match in pairs:
                 if k is not None and k not in held:
                     continue  # it cannot hold that coding
@@ -691,15 +696,7 @@ class Validator:
                     return candidates[0] if candidates else None
         elif coded is not None:
             steps, keys = coded
-            held = set()
-            for x in _evaluate_steps(v, steps):
-                codings = x.get("coding") if isinstance(x, dict) else None
-                if isinstance(codings, list):
-                    for c in codings:
-                        if isinstance(c, dict):
-                            system, code = c.get("system"), c.get("code")
-                            if isinstance(system, str) and isinstance(code, str):
-                                held.add((system, code))
+            held = _held_codings(v, steps)
             candidates = [s for s, (k, _) in zip(candidates, keys) if k is None or k in held]
             sure = {id(s) for s, (k, exact) in zip(node["slices"], keys) if exact and k in held}
         for s in candidates:
