@@ -22,7 +22,7 @@ from gateway.audit.appender import Appender, appender_for
 from gateway.audit.checkpoint import sign_checkpoint, write_transaction
 from gateway.audit.export import export
 from gateway.audit.log import head
-from gateway.audit.tables import audit_entries
+from gateway.audit.tables import audit_entries, audit_head
 from gateway.audit.verify import verify_export
 from gateway.settings import settings
 from gateway.storage import Store
@@ -202,6 +202,61 @@ def test_a_head_of_the_same_size_but_another_frontier_is_not_moved(store, monkey
     assert spy.results[-1] is None
     assert tree_is_whole(store)
     appender.close()
+
+
+def head_row(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(audit_head.c.size)).scalar_one()
+
+
+def test_a_locking_writer_after_one_statement_appends_continues_the_tree(store, tmp_path):
+    appender = Appender(store.engine)
+    assert [appender.append(entry(i)) for i in range(7)] == list(range(7))
+    with write_transaction(store.engine) as conn:
+        assert append_many(conn, [entry(7), entry(8)]) == [7, 8]
+    assert head_row(store) == 9
+    assert appender.append(entry(9)) == 9  # the appender's next write: the locking transaction
+    assert [leaf["seq"] for leaf in stored(store)] == list(range(10))
+    assert tree_is_whole(store)
+    config = settings().model_copy(update={"audit_key_dir": tmp_path / "keys", "audit_origin": "relais.test/audit"})
+    assert sign_checkpoint(store.engine, config).size == 11  # the checkpointer's own checks hold
+    appender.close()
+
+
+def _one_statement_appends(url: str, worker: int, count: int) -> None:
+    process_store = Store(url)
+    try:
+        for i in range(count):
+            append_durably(process_store.engine, entry(worker * 1000 + i))
+    finally:
+        process_store.close()
+
+
+@pytest.mark.postgres
+def test_appenders_and_locking_writers_in_several_processes_build_one_linear_tree_on_postgres(store, tmp_path):
+    if store.backend != "postgresql":
+        pytest.skip("several worker processes: the PostgreSQL deployment")
+    url = store.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_one_statement_appends, args=(url, n, 60)) for n in range(3)]
+    for p in processes:
+        p.start()
+    for k in range(15):  # locking transactions meanwhile, each with a batch of its own
+        with write_transaction(store.engine) as conn:
+            append_many(conn, [entry(9000 + 10 * k + i) for i in range(1 + k % 4)])
+        time.sleep(0.005)
+    for p in processes:
+        p.join(120)
+        assert p.exitcode == 0
+    leaves = stored(store)
+    count = 3 * 60 + sum(1 + k % 4 for k in range(15))
+    assert [leaf["seq"] for leaf in leaves] == list(range(count))
+    assert sorted(leaf["refs"]["page"] for leaf in leaves) == sorted(
+        [f"p{n * 1000 + i}" for n in range(3) for i in range(60)]
+        + [f"p{9000 + 10 * k + i}" for k in range(15) for i in range(1 + k % 4)])
+    assert tree_is_whole(store)
+    config = settings().model_copy(update={"audit_key_dir": tmp_path / "keys", "audit_origin": "relais.test/audit"})
+    assert sign_checkpoint(store.engine, config).size == count + 1
 
 
 def test_closing_the_store_releases_the_appenders_connection(store):
