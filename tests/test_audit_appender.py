@@ -177,6 +177,33 @@ def test_after_its_first_commit_a_lone_caller_writes_from_the_head_it_knows(stor
     appender.close()
 
 
+def test_the_one_statement_write_stores_the_same_rows_as_the_locking_transaction(store, monkeypatch):
+    # PostgreSQL's one statement binds `at` itself (timestamptz's binary form): the stored column
+    # and the leaf must be those SQLAlchemy's path writes, for any aware date-time
+    spy = OneStatementSpy(monkeypatch)
+    moments = [dt.datetime(2026, 11, 27, 4, 5, 9, 7, tzinfo=dt.UTC),
+               dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),  # before PostgreSQL's epoch
+               dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+               dt.datetime(2026, 3, 29, 2, 30, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+               dt.datetime(1066, 10, 14, 9, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
+               dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)]
+    appender = Appender(store.engine)
+    appender.append(entry(0))
+    for i, at in enumerate(moments, 1):
+        assert appender.append(entry(i, at=at)) == i  # from the known head
+    with write_transaction(store.engine) as conn:  # the same moments through SQLAlchemy's path
+        append_many(conn, [entry(i, at=at) for i, at in enumerate(moments, 1)])
+    assert all(result is not None for result in spy.results)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_entries.c.at, audit_entries.c.body).order_by(audit_entries.c.seq)).all()
+    n = len(moments)
+    for (fast_at, fast_body), (slow_at, slow_body), at in zip(rows[1:n + 1], rows[n + 1:], moments):
+        assert fast_at == slow_at == at
+        fast, slow = json.loads(bytes(fast_body)), json.loads(bytes(slow_body))
+        assert fast["at"] == slow["at"] and fast.pop("seq") + n == slow.pop("seq") and fast == slow
+    appender.close()
+
+
 def test_another_writer_between_two_appends_makes_the_one_statement_write_nothing(store, monkeypatch):
     spy = OneStatementSpy(monkeypatch)
     appender = Appender(store.engine)
