@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -47,7 +48,9 @@ def make_engine(url: str | URL) -> Engine:
     url = normalise_url(url)
     # hide_parameters: SQL errors must never carry plan content (personal data) into logs.
     if url.get_backend_name() == "postgresql":
-        return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        engine = sa.create_engine(url, hide_parameters=True)
+        _postgres_events(engine)
+        return engine
     busy_ms = settings().sqlite_busy_timeout_ms
     connect_args = {"timeout": busy_ms / 1000, "check_same_thread": False}
     if is_memory_sqlite(url):
@@ -229,3 +232,57 @@ def _sqlite_events(engine: Engine, busy_ms: int, gate: threading.Lock) -> None:
     dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
     for name in ("checkin", "invalidate", "detach"):
         event.listen(engine, name, lambda dbapi_connection, *_args: ungate(dbapi_connection))
+
+
+# PostgreSQL: a pooled connection is checked (SELECT 1) before use only when it may be stale:
+# idle for PING_IDLE_S or more, or with something to read on its socket while idle. A server
+# that restarts, crashes or ends the session (pg_terminate_backend) sends its FATAL message
+# and/or closes the connection, which turns the idle socket readable. SQLAlchemy's
+# pool_pre_ping, used before, made every checkout pay that round trip: one in six of an
+# audited write transaction. A connection found stale is replaced at once (the pool retries
+# on DisconnectionError), as pool_pre_ping does.
+PING_IDLE_S = 10.0
+_IDLE_SINCE = "relais_idle_since"
+
+
+def _postgres_events(engine: Engine) -> None:
+    dialect, dbapi_error = engine.dialect, engine.dialect.loaded_dbapi.Error
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()  # just opened: nothing to check at its first checkout
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_IDLE_S and _quiet(dbapi_connection):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dbapi_error as exc:
+            raise sa.exc.DisconnectionError("connexion PostgreSQL perdue") from exc
+
+
+def _quiet(dbapi_connection) -> bool:
+    """True when the psycopg connection is open, idle outside a transaction, and has nothing
+    waiting on its socket (a poll, no round trip)."""
+    try:
+        if dbapi_connection.closed or dbapi_connection.info.transaction_status != _IDLE:
+            return False
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
+    except Exception:  # noqa: BLE001 - any doubt about the connection: the real check
+        return False
+
+
+try:  # the PostgreSQL driver is a dependency; only its constant is needed here
+    from psycopg.pq import TransactionStatus as _Status
+
+    _IDLE = _Status.IDLE
+except ImportError:  # pragma: no cover - psycopg is pinned in pyproject.toml
+    _IDLE = None
