@@ -450,7 +450,7 @@ def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monke
     # SQLite: the leaf bytes bound as they are, not wrapped in sqlite3.Binary (same BLOB, see below)
     assert (prepared[3] is None) == (store.engine.dialect.name == "sqlite")
     copies = []
-    monkeypatch.setattr(log, "copy_rows", lambda dbapi, rows: (copies.append(1), real_copy(dbapi, rows)))
+    monkeypatch.setattr(log, "copy_entries", lambda *args: (copies.append(1), real_copy(*args)))
     with write_transaction(store.engine) as conn:
         assert append_many(conn, _batch(n)) == list(range(n))
     # PostgreSQL batches of COPY_FROM entries or more go through COPY (binary), others executemany
@@ -458,7 +458,7 @@ def test_the_prepared_insert_stores_the_rows_sqlalchemy_would_store(store, monke
     _assert_as_sqlalchemy_stores(store, monkeypatch, _rows(store), n)
 
 
-real_copy = log.copy_rows
+real_copy = log.copy_entries
 
 
 @pytest.mark.parametrize("n", [1, 5, 50, 2 * log.SQLITE_ROWS + 3])

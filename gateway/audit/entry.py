@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.audit.jcs import canonical_ascii_keys, canonical_checked, canonical_fast
@@ -225,3 +225,48 @@ def encode_checked(entry: AuditEntry, seq: int, stamp: str) -> bytes:
                 raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
             return body
     return _body(_record(entry, seq, stamp), type(seq) is int)
+
+
+_UNSET = object()  # no entry holds it: the cache of encode_many is empty
+
+
+def encode_many(entries: Sequence[AuditEntry], seq: int, stamps: Sequence[str]) -> list[bytes]:
+    """[encode_checked(entries[i], seq + i, stamps[i]) …] for entries that passed check(): the
+    members before "refs" (action, actor, at, outcome) and after "seq" (subject, system, tenant,
+    v) are written once for a run of entries holding the very same objects (a batch mostly does)."""
+    if type(seq) is not int:
+        return [encode_checked(entry, seq + offset, stamp) for offset, (entry, stamp) in enumerate(zip(entries, stamps))]
+    bodies = []
+    append = bodies.append
+    # the objects the head / tail were written from (identical objects: exact str checked then)
+    h_action = h_actor = h_outcome = h_stamp = t_subject = t_system = t_tenant = _UNSET
+    head = tail = b""
+    for entry, stamp in zip(entries, stamps):
+        action, actor, outcome = entry.action, entry.actor, entry.outcome
+        if action is not h_action or actor is not h_actor or outcome is not h_outcome or stamp is not h_stamp:
+            h_action = _UNSET
+            if type(action) is str and type(actor) is str and type(outcome) is str:  # as encode_checked
+                h_action, h_actor, h_outcome, h_stamp = action, actor, outcome, stamp
+                head = f'{{"action":"{action}","actor":"{actor}","at":"{stamp}","outcome":"{outcome}","refs":'.encode()
+        subject, system, tenant = entry.subject, entry.system, entry.tenant_id
+        if subject is not t_subject or system is not t_system or tenant is not t_tenant:
+            t_tenant = _UNSET
+            if (subject is None or type(subject) is str) and (system is None or type(system) is str) \
+                    and type(tenant) is str:
+                t_subject, t_system, t_tenant = subject, system, tenant
+                tail = (("" if subject is None else f',"subject":"{subject}"')
+                        + ("" if system is None else f',"system":"{system}"')
+                        + f',"tenant":"{tenant}","v":{RECORD_VERSION}}}').encode()
+        refs = entry.refs
+        encoded_refs = None
+        if h_action is not _UNSET and t_tenant is not _UNSET and type(refs) is dict:
+            encoded_refs = canonical_fast(refs)
+        if encoded_refs is None:
+            append(encode_checked(entry, seq, stamp))  # what it gives (or raises) for this entry
+        else:
+            body = b"".join((head, encoded_refs, b',"seq":%d' % seq, tail))
+            if len(body) > MAX_ENTRY_BYTES:
+                raise EntryError(f"entrée d'audit trop longue (plus de {MAX_ENTRY_BYTES} octets)")
+            append(body)
+        seq += 1
+    return bodies
