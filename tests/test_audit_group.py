@@ -217,3 +217,30 @@ def test_copy_entries_comparison_can_fail(store, monkeypatch):
         written_off, dumped_off, _ = _write(store, monkeypatch, entries, "copy_entries")
         assert b"".join(written_off) == dumped_off == dumped
 
+
+
+# ------------------------------------------------------------ check(): remembered pseudonyms
+
+
+def test_accepted_subjects_are_remembered_and_others_still_checked(monkeypatch):
+    from gateway.audit import entry as entry_module
+    from tests.test_audit_speed import reference_check
+
+    monkeypatch.setattr(entry_module, "_SUBJECTS", {})
+    good = AuditEntry("t1", "worker", "exchange.sent", "success", subject="ps1-" + "0" * 32, refs={"k": "v"})
+    assert outcome(check, good) == ("ok", None)
+    assert list(entry_module._SUBJECTS) == ["ps1-" + "0" * 32]
+    ran = []
+    real = entry_module.PSEUDONYM
+    monkeypatch.setattr(entry_module, "PSEUDONYM", type("P", (), {"fullmatch": lambda self, s: ran.append(s) or real.fullmatch(s)})())
+    assert outcome(check, dataclasses.replace(good, subject="".join(list(good.subject)))) == ("ok", None)  # equal: remembered
+    assert ran == []
+    for bad in ("ps1-" + "0" * 31, "ps1-" + "A" * 32, Sub("ps1-" + "0" * 32), 7, "ps1-" + "0" * 32 + "\n"):
+        entry = dataclasses.replace(good, subject=bad)
+        assert outcome(check, entry) == outcome(reference_check, entry)
+    assert outcome(check, dataclasses.replace(good, subject=Sub("ps1-" + "0" * 32)))[0] == "ok"  # the full checks' verdict
+    assert "ps1-" + "0" * 31 not in entry_module._SUBJECTS and len(entry_module._SUBJECTS) == 1
+    monkeypatch.setattr(entry_module, "_ACCEPTED_MAX", 2)
+    for i in range(5):
+        check(dataclasses.replace(good, subject=f"ps1-{i:032x}"))
+    assert 1 <= len(entry_module._SUBJECTS) <= 2

@@ -89,11 +89,11 @@ _FAST = re.compile(
     r"(?:\x00[A-Za-z][A-Za-z0-9_.\-]{0,63})*"  # ref names ≤ 64
 )
 _SYSTEM = re.compile(_T + r"{0,39}")  # system ≤ 40
-_ONLY_STR = frozenset({str})
 # (tenant, actor, outcome, action, system, *ref names) the fast path accepted, all exact str (or
 # None for system): a log sees few of them, and an equal tuple is accepted again without the regexes.
 _ACCEPTED: dict[tuple, None] = {}
 _ACCEPTED_MAX = 4096
+_SUBJECTS: dict[str, None] = {}  # exact str pseudonyms the fast path accepted (a log sees the same persons again)
 
 
 def check(entry: AuditEntry) -> None:
@@ -105,17 +105,27 @@ def check(entry: AuditEntry) -> None:
         tenant, actor, outcome, action = entry.tenant_id, entry.actor, entry.outcome, entry.action
         subject, system, refs = entry.subject, entry.system, entry.refs
         if (type(tenant) is str and type(actor) is str and type(outcome) is str and type(action) is str
-                and type(refs) is dict and len(refs) <= 32 and _ONLY_STR.issuperset(map(type, refs))
-                and (subject is None or (type(subject) is str and PSEUDONYM.fullmatch(subject)))
-                and (system is None or type(system) is str)):
-            tokens = (tenant, actor, outcome, action, system, *refs)
-            if tokens in _ACCEPTED or _tokens_pass(tokens):
-                for value in refs.values():
-                    if type(value) is not str or len(value) > 1024:
-                        break
-                else:
+                and type(refs) is dict and len(refs) <= 32 and (system is None or type(system) is str)):
+            for key, value in refs.items():
+                if type(key) is not str or type(value) is not str or len(value) > 1024:
+                    break
+            else:  # exact str everywhere: the tokens can be hashed and compared safely
+                tokens = (tenant, actor, outcome, action, system, *refs)
+                if ((tokens in _ACCEPTED or _tokens_pass(tokens))
+                        and (subject is None or (type(subject) is str
+                                                 and (subject in _SUBJECTS or _subject_passes(subject))))):
                     return
     _check(entry)
+
+
+def _subject_passes(subject: str) -> bool:
+    """The fast path's check of an exact str subject (a pseudonym), remembered when it passes."""
+    if not PSEUDONYM.fullmatch(subject):
+        return False
+    if len(_SUBJECTS) >= _ACCEPTED_MAX:
+        _SUBJECTS.clear()
+    _SUBJECTS[subject] = None
+    return True
 
 
 def _tokens_pass(tokens: tuple) -> bool:
