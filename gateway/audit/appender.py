@@ -43,6 +43,7 @@ from sqlalchemy.pool import StaticPool
 from gateway.audit import merkle
 from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode, timestamp
 from gateway.audit.log import (
+    _PG_EPOCH,
     COPY_FROM,
     _INSERT_COLUMNS,
     AuditError,
@@ -80,9 +81,9 @@ def _one_statement_sql(n: int) -> str:
 # _OneStatement).
 _HEAD_TYPES, _ROW_TYPES = (20, 17, 20, 17), (20, 1043, 1043, 1184, 17)
 _HEAD_FORMATS, _ROW_FORMATS = (0, 1, 0, 1), (0, 0, 0, 1, 1)
-# timestamptz's binary form: microseconds since 2000-01-01 00:00 UTC, int64 big-endian (what
-# psycopg's binary dumper sends; formatting the text form took about 14 % of a lone append's CPU)
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# timestamptz's binary form: microseconds since PostgreSQL's epoch (2000-01-01 00:00 UTC), int64
+# big-endian (what psycopg's binary dumper sends; formatting the text form took about 14 % of a lone
+# append's CPU)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
