@@ -246,7 +246,9 @@ _IDLE_SINCE = "relais_idle_since"
 
 
 def _postgres_events(engine: Engine) -> None:
-    dialect, dbapi_error = engine.dialect, engine.dialect.loaded_dbapi.Error
+    from psycopg.pq import TransactionStatus  # the driver, imported only for PostgreSQL engines
+
+    dialect, dbapi_error, idle = engine.dialect, engine.dialect.loaded_dbapi.Error, TransactionStatus.IDLE
 
     @event.listens_for(engine, "connect")
     def _connected(dbapi_connection, record) -> None:
@@ -259,7 +261,7 @@ def _postgres_events(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection, record, proxy) -> None:
         since = record.info.get(_IDLE_SINCE)
-        if since is not None and time.monotonic() - since < PING_IDLE_S and _quiet(dbapi_connection):
+        if since is not None and time.monotonic() - since < PING_IDLE_S and _quiet(dbapi_connection, idle):
             return
         try:
             dialect.do_ping(dbapi_connection)
@@ -267,22 +269,14 @@ def _postgres_events(engine: Engine) -> None:
             raise sa.exc.DisconnectionError("connexion PostgreSQL perdue") from exc
 
 
-def _quiet(dbapi_connection) -> bool:
-    """True when the psycopg connection is open, idle outside a transaction, and has nothing
-    waiting on its socket (a poll, no round trip)."""
+def _quiet(dbapi_connection, idle) -> bool:
+    """True when the psycopg connection is open, idle outside a transaction (`idle`), and has
+    nothing waiting on its socket (a poll, no round trip)."""
     try:
-        if dbapi_connection.closed or dbapi_connection.info.transaction_status != _IDLE:
+        if dbapi_connection.closed or dbapi_connection.info.transaction_status != idle:
             return False
         poller = select.poll()
         poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
         return not poller.poll(0)
     except Exception:  # noqa: BLE001 - any doubt about the connection: the real check
         return False
-
-
-try:  # the PostgreSQL driver is a dependency; only its constant is needed here
-    from psycopg.pq import TransactionStatus as _Status
-
-    _IDLE = _Status.IDLE
-except ImportError:  # pragma: no cover - psycopg is pinned in pyproject.toml
-    _IDLE = None
