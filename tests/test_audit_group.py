@@ -136,9 +136,20 @@ def test_leaf_rows_give_the_rows_frontier_and_first_error_of_one_entry_at_a_time
             assert new == old and (new[0] == "ok") == (not bad)
             if new[0] == "ok":
                 assert frontiers[0] == frontiers[1]
+        # one entry at a time, as the Appender's lone appends are made (their own path in leaf_rows)
+        for entry in entries[:8] + [entries[i] for i in bad]:
+            frontiers = [[bytes([b]) * 32 for b in range(bin(size).count("1"))] for _ in range(2)]
+            new = outcome(lambda: _plain(log.leaf_rows([entry], size, frontiers[0], prepared, NOW, wrap_body)))
+            old = outcome(lambda: _plain(reference_leaf_rows([entry], size, frontiers[1], prepared, NOW, wrap_body)))
+            assert new == old and frontiers[0] == frontiers[1]
     if case == "plain":  # the clock's time when none is given, one value for the batch as before
         rows = list(log.leaf_rows(entries, 0, [], prepared))
         assert all(row[3] is rows[0][3] for row in rows) and len(rows) == n
+    if case == "odd-times":  # a lone entry with its own time: the clock does not matter
+        for entry in entries[1:len(times)]:
+            frontiers = [[], []]
+            assert (_plain(log.leaf_rows([entry], 0, frontiers[0], prepared))
+                    == _plain(reference_leaf_rows([entry], 0, frontiers[1], prepared))) and frontiers[0] == frontiers[1]
 
 
 # ------------------------------------------------------------ copy_entries (PostgreSQL)

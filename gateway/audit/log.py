@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.audit import merkle
-from gateway.audit.entry import AuditEntry, check, encode_many, timestamp
+from gateway.audit.entry import AuditEntry, check, encode_checked, encode_many, timestamp
 from gateway.audit.tables import audit_entries, audit_head
 
 
@@ -166,6 +166,20 @@ def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], p
     frontier moved over each (in place; LEAF_CHUNK entries at a time). With `prepared` (see
     _prepared_insert), `at` and `body` are bound as SQLAlchemy would bind them (`wrap_body=False`:
     body stays bytes)."""
+    if len(entries) == 1:  # a lone append (the Appender's usual batch): nothing to share, no chunk
+        entry, clock = entries[0], now is None
+        if clock:
+            now = dt.datetime.now(dt.UTC)
+        at = entry.at or now
+        if clock and at is now:
+            stamp, stored_at = now_stamps(now, prepared)
+        else:
+            stamp, stored_at = timestamp(at), (prepared[2](at) if prepared and prepared[2] else at)
+        body = encode_checked(entry, size, stamp)
+        merkle.frontier_append(frontier, size, merkle.leaf_hash(body))
+        bind_body = wrap_body and prepared and prepared[3]
+        yield size, entry.tenant_id, entry.action, stored_at, bind_body(body) if bind_body else body
+        return
     seq = size
     for chunk, stored, bodies in _leaf_chunks(entries, size, frontier, prepared, now, wrap_body):
         for entry, stored_at, body in zip(chunk, stored, bodies):
