@@ -343,7 +343,7 @@ def _from_known_head(dbapi, begin, prepared, entries: Sequence[AuditEntry], size
                 if cursor.rowcount != 1:
                     dbapi.rollback()
                     return None
-                insert_rows(dbapi, "sqlite", rows)
+                insert_rows(dbapi, "sqlite", rows, cursor)
                 dbapi.commit()
             except BaseException:
                 _rollback(dbapi)

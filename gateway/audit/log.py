@@ -143,11 +143,13 @@ def write_rows(dbapi, backend: str, entries: Sequence[AuditEntry], size: int, fr
     insert_rows(dbapi, backend, list(leaf_rows(entries, size, frontier, prepared)))
 
 
-def insert_rows(dbapi, backend: str, rows: list[tuple]) -> None:
+def insert_rows(dbapi, backend: str, rows: list[tuple], cursor=None) -> None:
     """Rows of `leaf_rows` (bound) through the DB-API connection, in its open transaction:
-    SQLITE_ROWS rows per INSERT on SQLite, else one execution per row."""
+    SQLITE_ROWS rows per INSERT on SQLite, else one execution per row; on `cursor` if given."""
     insert = _DRIVER_INSERT[backend]
-    cursor = dbapi.cursor()
+    own = cursor is None
+    if own:
+        cursor = dbapi.cursor()
     try:
         whole = len(rows) - len(rows) % SQLITE_ROWS if backend == "sqlite" else 0
         for start in range(0, whole, SQLITE_ROWS):
@@ -157,7 +159,8 @@ def insert_rows(dbapi, backend: str, rows: list[tuple]) -> None:
         elif len(rows) > whole:
             cursor.executemany(insert, rows[whole:])
     finally:
-        cursor.close()
+        if own:
+            cursor.close()
 
 
 def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
