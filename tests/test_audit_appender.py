@@ -26,7 +26,7 @@ from gateway.audit.tables import audit_entries, audit_head
 from gateway.audit.verify import verify_export
 from gateway.settings import settings
 from gateway.storage import Store
-from tests.support.audit import accept_audit_inserts, refuse_audit_inserts
+from tests.support.audit import accept_audit_inserts, in_processes, refuse_audit_inserts
 
 
 def entry(i: int = 0, tenant_id: str = "t1", **extra) -> AuditEntry:
@@ -261,20 +261,11 @@ def _one_statement_appends(url: str, worker: int, count: int) -> None:
 
 @pytest.mark.postgres
 def test_appenders_and_locking_writers_in_several_processes_build_one_linear_tree_on_postgres(store, tmp_path):
-    if store.backend != "postgresql":
-        pytest.skip("several worker processes: the PostgreSQL deployment")
-    url = store.engine.url.render_as_string(hide_password=False)
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_one_statement_appends, args=(url, n, 60)) for n in range(3)]
-    for p in processes:
-        p.start()
-    for k in range(15):  # locking transactions meanwhile, each with a batch of its own
-        with write_transaction(store.engine) as conn:
-            append_many(conn, [entry(9000 + 10 * k + i) for i in range(1 + k % 4)])
-        time.sleep(0.005)
-    for p in processes:
-        p.join(120)
-        assert p.exitcode == 0
+    with in_processes(store, _one_statement_appends, 60, timeout=120):
+        for k in range(15):  # locking transactions meanwhile, each with a batch of its own
+            with write_transaction(store.engine) as conn:
+                append_many(conn, [entry(9000 + 10 * k + i) for i in range(1 + k % 4)])
+            time.sleep(0.005)
     leaves = stored(store)
     count = 3 * 60 + sum(1 + k % 4 for k in range(15))
     assert [leaf["seq"] for leaf in leaves] == list(range(count))

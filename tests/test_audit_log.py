@@ -5,7 +5,6 @@ checkpoints that always extend the previous one. Both backends via the `store` f
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 import time
 
@@ -19,6 +18,7 @@ from gateway.audit.log import head
 from gateway.audit.tables import audit_entries, audit_signed_head
 from gateway.settings import settings
 from gateway.storage import Store
+from tests.support.audit import in_processes
 
 
 @pytest.fixture
@@ -185,18 +185,9 @@ def _process_appender(url: str, worker: int, count: int) -> None:
 
 @pytest.mark.postgres
 def test_concurrent_appenders_in_processes_build_one_linear_tree_on_postgres(store):
-    if store.backend != "postgresql":
-        pytest.skip("several worker processes: the PostgreSQL deployment")
-    url = store.engine.url.render_as_string(hide_password=False)
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_process_appender, args=(url, n, 40)) for n in range(3)]
-    for p in processes:
-        p.start()
-    with write_transaction(store.engine) as conn:  # and this process at the same time
-        append_many(conn, [entry(9000 + i) for i in range(10)])
-    for p in processes:
-        p.join(60)
-        assert p.exitcode == 0
+    with in_processes(store, _process_appender, 40):
+        with write_transaction(store.engine) as conn:  # and this process at the same time
+            append_many(conn, [entry(9000 + i) for i in range(10)])
     assert_one_linear_tree(store, 130)
 
 

@@ -43,7 +43,6 @@ from sqlalchemy.pool import StaticPool
 from gateway.audit import merkle
 from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode, timestamp
 from gateway.audit.log import (
-    _PG_EPOCH,
     COPY_FROM,
     _INSERT_COLUMNS,
     AuditError,
@@ -52,6 +51,7 @@ from gateway.audit.log import (
     as_sqlalchemy_error,
     insert_rows,
     leaf_rows,
+    pg_microseconds,
     write_rows,
 )
 from gateway.storage.engine import write_turn
@@ -81,10 +81,6 @@ def _one_statement_sql(n: int) -> str:
 # _OneStatement).
 _HEAD_TYPES, _ROW_TYPES = (20, 17, 20, 17), (20, 1043, 1043, 1184, 17)
 _HEAD_FORMATS, _ROW_FORMATS = (0, 1, 0, 1), (0, 0, 0, 1, 1)
-# timestamptz's binary form: microseconds since PostgreSQL's epoch (2000-01-01 00:00 UTC), int64
-# big-endian (what psycopg's binary dumper sends; formatting the text form took about 14 % of a lone
-# append's CPU)
-_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 class _OneStatement:
@@ -313,7 +309,9 @@ def _one_statement(run: _OneStatement, prepared, entries: Sequence[AuditEntry], 
     for seq, tenant_id, action, at, body in leaf_rows(entries, size, frontier, prepared, wrap_body=False):
         # tenant and action are ASCII tokens (check()); `at` is UTCDateTime's aware UTC value
         params += (b"%d" % seq, tenant_id.encode("ascii"), action.encode("ascii"),
-                   ((at - _PG_EPOCH) // _MICROSECOND).to_bytes(8, "big", signed=True), body)
+                   # timestamptz's binary form, int64 big-endian (formatting the text form took
+                   # about 14 % of a lone append's CPU)
+                   pg_microseconds(at).to_bytes(8, "big", signed=True), body)
     params[1] = merkle.pack(frontier)
     count = run(len(entries), params)
     if count == len(entries):

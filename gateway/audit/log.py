@@ -293,6 +293,13 @@ _FIELDS = struct.Struct("!h")
 _NULL = _LENGTH(-1)
 _TIMESTAMPTZ = struct.Struct("!iq").pack  # 8 bytes: µs since 2000-01-01 00:00 UTC
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def pg_microseconds(at: dt.datetime) -> int:
+    """timestamptz's binary value of an aware `at`: µs since 2000-01-01 00:00 UTC, from the
+    timedelta's parts as psycopg's DatetimeBinaryDumper computes it (exact integers)."""
+    delta = at - _PG_EPOCH
+    return delta.microseconds + 1_000_000 * (86_400 * delta.days + delta.seconds)
 _INT8_MAX = 2**63 - 1
 
 
@@ -317,10 +324,9 @@ def copy_entries(dbapi_connection, entries: Sequence[AuditEntry], size: int, fro
                 if tenant is not last_tenant or action is not last_action or at is not last_at:
                     last_tenant = last_action = last_at = None
                     if type(tenant) is str and type(action) is str and type(at) is dt.datetime and at.tzinfo is not None:
-                        tenant_bytes, action_bytes, delta = tenant.encode(), action.encode(), at - _PG_EPOCH
+                        tenant_bytes, action_bytes = tenant.encode(), action.encode()
                         names = _LENGTH(len(tenant_bytes)) + tenant_bytes + _LENGTH(len(action_bytes)) + action_bytes
-                        # as psycopg's DatetimeBinaryDumper: timedelta's parts, exact integers
-                        at_value = _TIMESTAMPTZ(8, delta.microseconds + 1_000_000 * (86_400 * delta.days + delta.seconds))
+                        at_value = _TIMESTAMPTZ(8, pg_microseconds(at))
                         last_tenant, last_action, last_at = tenant, action, at
                 if last_at is None or type(body) is not bytes:
                     if general is None:

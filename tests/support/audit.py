@@ -1,7 +1,13 @@
-"""The audit log's tables made to refuse every insert, as the database itself would (a trigger)."""
+"""Audit test helpers: the log's tables made to refuse every insert, as the database itself would
+(a trigger); writers in other processes."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+from collections.abc import Callable, Iterator
+
+import pytest
 from sqlalchemy.engine import Engine
 
 
@@ -20,3 +26,20 @@ def accept_audit_inserts(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER test_refuse" + (" ON audit_entries" if engine.dialect.name
                                                            == "postgresql" else ""))
+
+
+@contextlib.contextmanager
+def in_processes(store, target: Callable[[str, int, int], None], count: int, timeout: float = 60) -> Iterator[None]:
+    """Three spawned processes run target(url, worker, count) on the store's PostgreSQL database
+    while the block runs; each must exit 0. Skips on another backend."""
+    if store.backend != "postgresql":
+        pytest.skip("several worker processes: the PostgreSQL deployment")
+    url = store.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=(url, n, count)) for n in range(3)]
+    for p in processes:
+        p.start()
+    yield
+    for p in processes:
+        p.join(timeout)
+        assert p.exitcode == 0

@@ -319,6 +319,15 @@ def _held_codings(v, steps) -> set[tuple[str, str]]:
                         held.add((system, code))
     return held
 
+def _tally(assigned: list) -> dict[int, int]:
+    """How many values each slice (by id) was given; None (no slice) not counted."""
+    counts: dict[int, int] = {}
+    for c in assigned:
+        if c is not None:
+            counts[id(c)] = counts.get(id(c), 0) + 1
+    return counts
+
+
 def _named_slice(table: dict, x) -> dict | None:
     """The slice an exact discriminating value names: a string's own, or a resource's first declared
     profile's; None when it names none."""
@@ -718,10 +727,7 @@ class Validator:
 
         def rules(run, values, assigned, loc, here):
             if bounds:
-                counts: dict[int, int] = {}
-                for c in assigned:
-                    if c is not None:
-                        counts[id(c)] = counts.get(id(c), 0) + 1
+                counts = _tally(assigned)
                 for key, mn, mx, _ in bounds:
                     n = counts.get(key, 0)
                     if n < mn or (mx is not None and n > mx):  # (then _slice_counts says which)
@@ -748,10 +754,7 @@ class Validator:
             bounds = node["_slice_bounds"]
         if bounds is None:
             bounds = [(id(s), s.get("min") or 0, s.get("max"), s) for s in node["slices"]]
-        counts: dict[int, int] = {}
-        for c in assigned:
-            if c is not None:
-                counts[id(c)] = counts.get(id(c), 0) + 1
+        counts = _tally(assigned)
         for key, mn, mx, s in bounds:
             n = counts.get(key, 0)
             if n < mn:
