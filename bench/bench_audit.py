@@ -21,7 +21,9 @@ Measured in the same run:
   sequential caller through SQLAlchemy (`write_transaction` + `append`), then the Appender
   (`append_durably`) with 1, 4, 16, 64 concurrent callers (threads), each appending one entry
   at a time and waiting until it is durable: entries/s, p50/p99 latency per append, mean batch;
-  --rounds rounds, the measures interleaved (median and range reported);
+  --rounds rounds, the measures interleaved (median and range reported); PostgreSQL, the
+  throwaway server on this host: the driver's floor and the lone Appender again through the
+  server's Unix socket (`?host=` its directory), as a gateway on the database's host connects;
 - group commit: `append_many` of --batch entries per transaction (PostgreSQL: COPY, and the
   previous executemany path interleaved with it), with the CPU per entry of the bench's process
   and of the PostgreSQL backend (medians over the rounds);
@@ -196,8 +198,10 @@ def median_round(rounds: list[dict]) -> dict:
     return out
 
 
-def durable_round(store: Store, directory: Path, args) -> dict:
-    """One round: the floors, the sequential SQLAlchemy path and the Appender at each number of callers."""
+def durable_round(store: Store, directory: Path, args, over_socket: Store | None = None) -> dict:
+    """One round: the floors, the sequential SQLAlchemy path and the Appender at each number of
+    callers; with `over_socket` (PostgreSQL on this host, through its Unix socket) also the
+    driver's floor and the lone Appender that way."""
     with write_transaction(store.engine) as conn:  # warm-up (connection, compiled statements)
         append(conn, entry(0))
     measured = {"fsync_floor": {"entries_per_s": fsync_floor(directory)},
@@ -205,6 +209,9 @@ def durable_round(store: Store, directory: Path, args) -> dict:
                 "sequential": one_at_a_time(store, args.single)}
     for callers in args.callers:
         measured[f"appender_{callers}"] = with_appender(store, callers, args.per_round)
+    if over_socket is not None:
+        measured["driver_floor_unix_socket"] = driver_floor(over_socket, args.single)
+        measured["appender_1_unix_socket"] = with_appender(over_socket, 1, args.per_round)
     return measured
 
 
@@ -226,6 +233,8 @@ def in_stage_process(stage: str, url: str, directory: Path, args) -> dict:
                "--single", str(args.single), "--group", str(args.group), "--batch", str(args.batch),
                "--callers", ",".join(map(str, args.callers)), "--per-round", str(args.per_round),
                "--rounds", str(args.rounds), "--checkpoint-samples", str(args.checkpoint_samples)]
+    if args.socket_url:
+        command += ["--socket-url", args.socket_url]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -234,7 +243,13 @@ def run_stage(stage: str, url: str, directory: Path, args) -> dict:
     store = Store(url)
     try:
         if stage == "durable":
-            return durable_round(store, directory, args)
+            if not args.socket_url:
+                return durable_round(store, directory, args)
+            over_socket = Store(args.socket_url)
+            try:
+                return durable_round(store, directory, args, over_socket)
+            finally:
+                over_socket.close()
         if stage == "group":
             return group_round(store, args)
         if stage == "checkpoint":
@@ -388,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every measure in this process (default: each round in a fresh one)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)  # internal: one round of one measure, JSON out
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--socket-url", help=argparse.SUPPRESS)  # internal: PostgreSQL's Unix socket
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -425,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                 with write_transaction(store.engine) as conn:  # warm-up
                     append_many(conn, [entry(i) for i in range(200)])
                 url = store.engine.url.render_as_string(hide_password=False)
+                # PostgreSQL on this host: the lone measures also through its Unix socket
+                args.socket_url = server.socket_url(store.engine.url.database) if name == "postgres" else None
                 durable = durable_one_at_a_time(url, tmp, args)
                 groups = group_commits(url, tmp, args)
                 checkpoint = in_stage_process("checkpoint", url, tmp, args)

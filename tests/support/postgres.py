@@ -175,6 +175,16 @@ class PostgresServer:
             raise PostgresError("serveur PostgreSQL non démarré")
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{dbname}"
 
+    def socket_url(self, dbname: str = "postgres") -> str | None:
+        """SQLAlchemy URL of a database on this server through its Unix socket (libpq's `host` set
+        to the socket's directory), as a gateway on the server's own host would connect; None for
+        an external server."""
+        if self.external_url:
+            return None
+        if self.port is None or self.tmpdir is None:
+            raise PostgresError("serveur PostgreSQL non démarré")
+        return f"postgresql+psycopg://postgres@/{dbname}?host={self.tmpdir}&port={self.port}"
+
     def create_database(self, name: str) -> str:
         """Create an empty database and return its URL."""
         if not _DBNAME.fullmatch(name):
