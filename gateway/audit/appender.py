@@ -50,6 +50,7 @@ from gateway.audit.log import (
     append_many,
     as_sqlalchemy_error,
     insert_rows,
+    leaf_row,
     leaf_rows,
     pg_microseconds,
     write_rows,
@@ -185,15 +186,19 @@ class Appender:
         """Leaf index of `entry`, once committed with the others of its batch."""
         check(entry)  # a bad entry is refused here, for its caller alone
         _check_leaf(entry)
-        me = _Waiter(entry)
         with self._queue_lock:
-            self._queue.append(me)
-            lead = not self._leading
+            lead = not self._leading  # nobody writing: the queue is empty too
             self._leading = True
-        if not lead:
-            me.done.acquire()  # written by a leader, or handed the lead
-            lead = me.lead
-        if lead:
+            if not lead:
+                me = _Waiter(entry)
+                self._queue.append(me)
+        if lead:  # alone: written at once, as a batch of one, without a waiter of its own
+            try:
+                return self._write_batch([entry])
+            finally:
+                self._hand_over()
+        me.done.acquire()  # written by a leader, or handed the lead
+        if me.lead:
             self._lead(me)
         if me.error is not None:
             raise me.error
@@ -204,28 +209,37 @@ class Appender:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
         try:
-            with self._io:
-                try:
-                    first = self._writer()([w.entry for w in batch])
-                except BaseException:
-                    self._discard()
-                    raise
-                self.batches += 1
+            first = self._write_batch([w.entry for w in batch])
             for offset, waiter in enumerate(batch):
                 waiter.seq = first + offset
         except BaseException as exc:  # every caller of the batch gets it; nothing was committed
             for waiter in batch:
                 waiter.error = exc
+        self._hand_over()
+        for waiter in batch:
+            if waiter is not me:
+                waiter.done.release()
+
+    def _write_batch(self, entries: list[AuditEntry]) -> int:
+        """One batch in one commit on the appender's connection: the first leaf index."""
+        with self._io:
+            try:
+                first = self._writer()(entries)
+            except BaseException:
+                self._discard()
+                raise
+            self.batches += 1
+        return first
+
+    def _hand_over(self) -> None:
+        """After a batch: the next caller in line writes the next one, else nobody leads."""
         with self._queue_lock:
-            if self._queue:  # the next caller in line writes the next batch
+            if self._queue:
                 following = self._queue[0]
                 following.lead = True
                 following.done.release()
             else:
                 self._leading = False
-        for waiter in batch:
-            if waiter is not me:
-                waiter.done.release()
 
     # ------------------------------------------------------------------ connection
 
@@ -332,7 +346,8 @@ def _from_known_head(dbapi, begin, prepared, entries: Sequence[AuditEntry], size
     writer had moved the head (rolled back, nothing written: use `_write`). Two statements fewer
     than `_write` (no read of the head) and less time under the database's write lock."""
     new = list(frontier)
-    rows = list(leaf_rows(entries, size, new, prepared))
+    rows = ([leaf_row(entries[0], size, new, prepared)] if len(entries) == 1  # no generator for one
+            else list(leaf_rows(entries, size, new, prepared)))
     cursor = dbapi.cursor()
     try:
         with begin(cursor):

@@ -170,24 +170,30 @@ def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], p
     _prepared_insert), `at` and `body` are bound as SQLAlchemy would bind them (`wrap_body=False`:
     body stays bytes)."""
     if len(entries) == 1:  # a lone append (the Appender's usual batch): nothing to share, no chunk
-        entry, clock = entries[0], now is None
-        if clock:
-            now = dt.datetime.now(dt.UTC)
-        at = entry.at or now
-        if clock and at is now:
-            stamp, stored_at = now_stamps(now, prepared)
-        else:
-            stamp, stored_at = timestamp(at), (prepared[2](at) if prepared and prepared[2] else at)
-        body = encode_checked(entry, size, stamp)
-        merkle.frontier_append(frontier, size, merkle.leaf_hash(body))
-        bind_body = wrap_body and prepared and prepared[3]
-        yield size, entry.tenant_id, entry.action, stored_at, bind_body(body) if bind_body else body
+        yield leaf_row(entries[0], size, frontier, prepared, now, wrap_body)
         return
     seq = size
     for chunk, stored, bodies in _leaf_chunks(entries, size, frontier, prepared, now, wrap_body):
         for entry, stored_at, body in zip(chunk, stored, bodies):
             yield seq, entry.tenant_id, entry.action, stored_at, body
             seq += 1
+
+
+def leaf_row(entry: AuditEntry, size: int, frontier: list[bytes], prepared, now: dt.datetime | None = None,
+             wrap_body: bool = True) -> tuple:
+    """`leaf_rows` of one entry, as a row rather than a generator of one."""
+    clock = now is None
+    if clock:
+        now = dt.datetime.now(dt.UTC)
+    at = entry.at or now
+    if clock and at is now:
+        stamp, stored_at = now_stamps(now, prepared)
+    else:
+        stamp, stored_at = timestamp(at), (prepared[2](at) if prepared and prepared[2] else at)
+    body = encode_checked(entry, size, stamp)
+    merkle.frontier_append(frontier, size, merkle.leaf_hash(body))
+    bind_body = wrap_body and prepared and prepared[3]
+    return size, entry.tenant_id, entry.action, stored_at, bind_body(body) if bind_body else body
 
 
 LEAF_CHUNK = 64  # entries made at a time (COPY: one write of ~28 kB, under psycopg's own 32 kB buffer)
