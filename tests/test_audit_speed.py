@@ -558,6 +558,34 @@ def test_the_clocks_time_is_stamped_and_bound_as_by_strftime_and_sqlalchemy(stor
         assert bound.utcoffset() == dt.timedelta(0)
 
 
+_LAST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, in µs since 1970
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(instants=st.lists(st.integers(min_value=0, max_value=_LAST_US), min_size=1, max_size=4))
+@example(instants=[1_795_000_000_000_000, 1_795_000_000_999_999, 1_795_000_001_000_000, 1_795_000_000_000_001])
+def test_the_clocks_stamps_are_those_of_the_same_microsecond(store, instants):
+    prepared = log._prepared_insert(store.engine.dialect)
+    for us in instants:  # one after another: the second formatted last is reused, or replaced
+        at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+        stamp, bound = log.clock_stamps(prepared, lambda: us * 1000 + 999)  # ns: the µs is floored
+        expected_stamp, expected = log.now_stamps(at, prepared)
+        assert stamp == expected_stamp == timestamp(at)
+        assert bound == expected and type(bound) is type(expected)
+        assert log.clock_stamps(None, lambda: us * 1000) == log.now_stamps(at, None)  # no fast path
+
+
+def test_an_entry_without_a_time_gets_the_clocks(store):
+    prepared = log._prepared_insert(store.engine.dialect)
+    lone = AuditEntry(tenant_id="t1", actor="worker", action="exchange.sent", outcome="success")
+    before = dt.datetime.now(dt.UTC)
+    seq, _tenant, _action, bound, body = log.leaf_row(lone, 0, [], prepared, wrap_body=False)
+    after = dt.datetime.now(dt.UTC)
+    at = dt.datetime.strptime(orjson.loads(body)["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    assert before <= at <= after
+    assert bound == log.now_stamps(at, prepared)[1]
+
+
 def test_the_clocks_time_comparison_can_fail(store):
     prepared = log._prepared_insert(store.engine.dialect)
     at = dt.datetime(2026, 11, 27, 0, 5, 9, 7, tzinfo=dt.UTC)

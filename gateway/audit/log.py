@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from hashlib import sha256
@@ -182,12 +183,9 @@ def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], p
 def leaf_row(entry: AuditEntry, size: int, frontier: list[bytes], prepared, now: dt.datetime | None = None,
              wrap_body: bool = True) -> tuple:
     """`leaf_rows` of one entry, as a row rather than a generator of one."""
-    clock = now is None
-    if clock:
-        now = dt.datetime.now(dt.UTC)
     at = entry.at or now
-    if clock and at is now:
-        stamp, stored_at = now_stamps(now, prepared)
+    if at is None:  # the clock's time (the usual case)
+        stamp, stored_at = clock_stamps(prepared)
     else:
         stamp, stored_at = timestamp(at), (prepared[2](at) if prepared and prepared[2] else at)
     body = encode_checked(entry, size, stamp)
@@ -258,6 +256,33 @@ def now_stamps(now: dt.datetime, prepared) -> tuple[str, object]:
         return timestamp(now), (prepared[2](now) if prepared and prepared[2] else now)
     iso = now.isoformat(timespec="microseconds")  # YYYY-MM-DDTHH:MM:SS.ffffff+00:00
     return iso[:26] + "Z", (iso[:10] + " " + iso[11:26] if kind == "text" else now)
+
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The clock's current second: (Unix second, "YYYY-MM-DDTHH:MM:SS", SQLite's "YYYY-MM-DD HH:MM:SS",
+# (year, month, day, hour, minute, second)). Replaced as a whole (one assignment), so threads
+# never see a mix.
+_SECOND: tuple = (None, "", "", None)
+
+
+def clock_stamps(prepared, clock=time.time_ns) -> tuple[str, object]:
+    """now_stamps() of the clock's time (datetime.now() reads the same clock, to the µs) from one
+    time_ns(): the date and time to the second are formatted once per second, not by
+    datetime.now() and isoformat() for every entry (~2 µs of a lone append)."""
+    global _SECOND
+    us = clock() // 1000
+    if not prepared or prepared[4] is None or us < 0:
+        return now_stamps(_UNIX_EPOCH + dt.timedelta(microseconds=us), prepared)
+    second, micro = divmod(us, 1_000_000)
+    current = _SECOND
+    if current[0] != second:
+        at = _UNIX_EPOCH + dt.timedelta(seconds=second)
+        iso = at.isoformat()  # YYYY-MM-DDTHH:MM:SS+00:00 (years from 1970: four digits)
+        fields = (at.year, at.month, at.day, at.hour, at.minute, at.second)
+        current = _SECOND = (second, iso[:19], iso[:10] + " " + iso[11:19], fields)
+    if prepared[4] == "text":
+        return f"{current[1]}.{micro:06d}Z", f"{current[2]}.{micro:06d}"
+    return f"{current[1]}.{micro:06d}Z", dt.datetime(*current[3], micro, dt.UTC)  # a third of replace()'s cost
 
 
 def _stored_at_kind(dialect, bind_at) -> str | None:
