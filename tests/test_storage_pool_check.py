@@ -3,12 +3,12 @@ while, or something to read on their socket), and replaced at once when they are
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import sqlalchemy as sa
 
 from gateway.storage import Store, engine as engine_module
+from tests.support.postgres import backend_pid, end_session
 
 pytestmark = pytest.mark.postgres
 
@@ -32,13 +32,8 @@ class PingCount:
         monkeypatch.setattr(store.engine.dialect, "do_ping", counted)
 
 
-def backend_pid(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-
-
 def test_a_connection_in_steady_use_is_not_pinged(pg, monkeypatch):
-    backend_pid(pg)  # the pool holds one connection
+    backend_pid(pg.engine)  # the pool holds one connection
     pings = PingCount(pg, monkeypatch)
     for _ in range(20):
         with pg.engine.begin() as conn:
@@ -47,28 +42,18 @@ def test_a_connection_in_steady_use_is_not_pinged(pg, monkeypatch):
 
 
 def test_a_connection_idle_for_the_limit_is_pinged_first(pg, monkeypatch):
-    backend_pid(pg)
+    backend_pid(pg.engine)
     pings = PingCount(pg, monkeypatch)
     monkeypatch.setattr(engine_module, "PING_IDLE_S", 0.0)
     for _ in range(3):
-        backend_pid(pg)
+        backend_pid(pg.engine)
     assert pings.count == 3
 
 
 def test_a_connection_whose_session_was_ended_is_replaced_at_checkout(pg, monkeypatch):
-    first = backend_pid(pg)
-    other = sa.create_engine(pg.engine.url)
-    try:
-        with other.connect() as conn:
-            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
-            deadline = time.monotonic() + 10
-            while conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
-                               {"pid": first}).scalar_one():
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-    finally:
-        other.dispose()
+    first = backend_pid(pg.engine)
+    end_session(pg.engine.url, first)
     pings = PingCount(pg, monkeypatch)
     # used again well within PING_IDLE_S: its readable socket is what gives it away
-    second = backend_pid(pg)  # no error: the dead connection was replaced
+    second = backend_pid(pg.engine)  # no error: the dead connection was replaced
     assert second != first and pings.count == 1

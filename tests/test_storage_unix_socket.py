@@ -4,7 +4,6 @@ check of stale connections work as over TCP."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ from gateway.audit import appender as appender_module
 from gateway.audit.appender import Appender
 from gateway.audit.log import head
 from gateway.storage import Store
+from tests.support.postgres import backend_pid, end_session
 
 pytestmark = pytest.mark.postgres
 
@@ -71,15 +71,7 @@ def test_lone_appends_over_the_socket_are_one_statement_writes(store, over_socke
 
 
 def test_over_the_socket_an_ended_session_is_replaced_at_checkout(store, over_socket):
-    with over_socket.engine.connect() as conn:
-        first = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-    with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
-        deadline = time.monotonic() + 10
-        while conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
-                           {"pid": first}).scalar_one():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    first = backend_pid(over_socket.engine)
+    end_session(store.engine.url, first)
     # used again well within the idle limit: its readable socket gives it away, as over TCP
-    with over_socket.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != first
+    assert backend_pid(over_socket.engine) != first

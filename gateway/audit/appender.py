@@ -50,7 +50,6 @@ from gateway.audit.log import (
     append_many,
     as_sqlalchemy_error,
     insert_rows,
-    leaf_row,
     leaf_rows,
     pg_microseconds,
     write_rows,
@@ -346,8 +345,7 @@ def _from_known_head(dbapi, begin, prepared, entries: Sequence[AuditEntry], size
     writer had moved the head (rolled back, nothing written: use `_write`). Two statements fewer
     than `_write` (no read of the head) and less time under the database's write lock."""
     new = list(frontier)
-    rows = ([leaf_row(entries[0], size, new, prepared)] if len(entries) == 1  # no generator for one
-            else list(leaf_rows(entries, size, new, prepared)))
+    rows = list(leaf_rows(entries, size, new, prepared))
     cursor = dbapi.cursor()
     try:
         with begin(cursor):

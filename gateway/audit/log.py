@@ -165,14 +165,19 @@ def insert_rows(dbapi, backend: str, rows: list[tuple], cursor=None) -> None:
 
 
 def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
-              now: dt.datetime | None = None, wrap_body: bool = True) -> Iterator[tuple]:
+              now: dt.datetime | None = None, wrap_body: bool = True) -> Iterable[tuple]:
     """(seq, tenant_id, action, at, body) of checked entries from leaf index `size`, with the
     frontier moved over each (in place; LEAF_CHUNK entries at a time). With `prepared` (see
     _prepared_insert), `at` and `body` are bound as SQLAlchemy would bind them (`wrap_body=False`:
     body stays bytes)."""
-    if len(entries) == 1:  # a lone append (the Appender's usual batch): nothing to share, no chunk
-        yield leaf_row(entries[0], size, frontier, prepared, now, wrap_body)
-        return
+    if len(entries) == 1:  # a lone append (the Appender's usual batch): one row, made at once
+        return [leaf_row(entries[0], size, frontier, prepared, now, wrap_body)]
+    return _chunked_rows(entries, size, frontier, prepared, now, wrap_body)
+
+
+def _chunked_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
+                  now: dt.datetime | None, wrap_body: bool) -> Iterator[tuple]:
+    """`leaf_rows` of several entries, made by `_leaf_chunks`."""
     seq = size
     for chunk, stored, bodies in _leaf_chunks(entries, size, frontier, prepared, now, wrap_body):
         for entry, stored_at, body in zip(chunk, stored, bodies):
@@ -182,7 +187,7 @@ def leaf_rows(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], p
 
 def leaf_row(entry: AuditEntry, size: int, frontier: list[bytes], prepared, now: dt.datetime | None = None,
              wrap_body: bool = True) -> tuple:
-    """`leaf_rows` of one entry, as a row rather than a generator of one."""
+    """The row `leaf_rows` makes of one entry."""
     at = entry.at or now
     if at is None:  # the clock's time (the usual case)
         stamp, stored_at = clock_stamps(prepared)
@@ -331,6 +336,8 @@ def pg_microseconds(at: dt.datetime) -> int:
     timedelta's parts as psycopg's DatetimeBinaryDumper computes it (exact integers)."""
     delta = at - _PG_EPOCH
     return delta.microseconds + 1_000_000 * (86_400 * delta.days + delta.seconds)
+
+
 _INT8_MAX = 2**63 - 1
 
 

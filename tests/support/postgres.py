@@ -316,3 +316,29 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise PostgresError(f"PostgreSQL ne répond pas : {exc}") from exc
                 time.sleep(0.1)
+
+
+def backend_pid(engine) -> int:
+    """The server process behind a connection from `engine`'s pool."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def end_session(url, pid: int, timeout: float = 10.0) -> None:
+    """pg_terminate_backend(pid) from an engine of its own on `url` (no pooled connection of the
+    tests' engines is used), then wait until the session is gone."""
+    import sqlalchemy as sa
+
+    other = sa.create_engine(url)
+    try:
+        with other.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+            deadline = time.monotonic() + timeout
+            while conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                               {"pid": pid}).scalar_one():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        other.dispose()
