@@ -328,10 +328,13 @@ def backend_pid(engine) -> int:
 
 def end_session(url, pid: int, timeout: float = 10.0) -> None:
     """pg_terminate_backend(pid) from an engine of its own on `url` (no pooled connection of the
-    tests' engines is used), then wait until the session is gone."""
+    tests' engines is used), then wait until the session is gone.
+
+    Autocommit: a transaction keeps its first read of pg_stat_activity until it ends, so polls
+    inside one transaction would see the session forever once they had seen it once."""
     import sqlalchemy as sa
 
-    other = sa.create_engine(url)
+    other = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with other.connect() as conn:
             assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
