@@ -16,11 +16,14 @@ import datetime as dt
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.audit import log, merkle
-from gateway.audit.entry import AuditEntry, check, encode_checked, encode_many, timestamp
+from gateway.audit.checkpoint import write_transaction
+from gateway.audit.entry import AuditEntry, EntryError, check, encode_checked, encode_many, timestamp
+from gateway.audit.tables import audit_entries
 from tests.test_audit_speed import ENTRIES, Sub, outcome
 
 # ------------------------------------------------------------ encode_many
@@ -167,16 +170,20 @@ def _dump_table(dbapi) -> bytes:
 
 
 def _write(store, monkeypatch, entries, how) -> tuple[list[bytes], bytes, list]:
-    """(data written to the COPY, the table as the server dumps it, rows read back); rolled back."""
+    """(the COPY data of each COPY statement copy_entries sent, the table as the server dumps it,
+    rows read back); rolled back. `how`: "copy_entries" in an open transaction (as append_many
+    calls it), "copy_entries-idle" on a connection with none yet, or "copy_rows"."""
     written = []
-    real_write = psycopg.Copy.write
-    monkeypatch.setattr(psycopg.Copy, "write", lambda self, data: (written.append(bytes(data)), real_write(self, data)))
+    real_send = log._Copies.send
+    monkeypatch.setattr(log._Copies, "send", lambda self, data: (written.append(bytes(data)), real_send(self, data)))
     prepared = log._prepared_insert(store.engine.dialect)
     raw = store.engine.raw_connection()
     try:
         dbapi = raw.dbapi_connection
         frontier = []
         if how == "copy_entries":
+            dbapi.execute("SELECT 1")  # the transaction begins
+        if how.startswith("copy_entries"):
             log.copy_entries(dbapi, entries, 0, frontier, prepared)
         else:
             log.copy_rows(dbapi, log.leaf_rows(entries, 0, frontier, prepared, wrap_body=False))
@@ -190,6 +197,12 @@ def _write(store, monkeypatch, entries, how) -> tuple[list[bytes], bytes, list]:
     return written, dumped, rows + [merkle.pack(frontier)]
 
 
+def _tuples(data: bytes) -> bytes:
+    """Binary COPY data without its header and trailer."""
+    assert data.startswith(log._COPY_HEADER) and data.endswith(log._COPY_TRAILER)
+    return data[len(log._COPY_HEADER):-len(log._COPY_TRAILER)]
+
+
 TIMES = [NOW, NOW.replace(microsecond=0), NOW.replace(microsecond=999999),
          dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC), dt.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
          dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
@@ -201,7 +214,7 @@ TIMES = [NOW, NOW.replace(microsecond=0), NOW.replace(microsecond=999999),
 @pytest.mark.parametrize("kind", ["usual", "odd-times", "other-types"])
 @pytest.mark.parametrize("store", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_copy_entries_writes_the_bytes_the_server_gives_back_and_the_rows_write_row_stores(store, monkeypatch, kind):
-    n = 2 * log.LEAF_CHUNK + 7
+    n = log.COPY_PART + log.LEAF_CHUNK + 7  # two COPY statements, three chunks
     entries = [_entry(i, at=None if kind == "usual" else TIMES[i % len(TIMES)]) for i in range(n)]
     if kind == "other-types":  # accepted by check(), dumped by psycopg's own dumpers
         entries[3] = dataclasses.replace(entries[3], tenant_id=Sub("t-sub"))
@@ -211,11 +224,14 @@ def test_copy_entries_writes_the_bytes_the_server_gives_back_and_the_rows_write_
     for entry in entries:
         check(entry)
     written, dumped, rows = _write(store, monkeypatch, entries, "copy_entries")
-    assert b"".join(written) == dumped  # the very bytes of the stored values, header and trailer included
-    assert len(written) == -(-n // log.LEAF_CHUNK) + 1  # one write per chunk, the trailer alone
+    # one COPY statement per COPY_PART rows, each whole; together the very bytes of the stored values
+    assert [len(_tuples(data)) > 0 for data in written] == [True] * -(-n // log.COPY_PART) and len(written) > 1
+    assert b"".join(map(_tuples, written)) == _tuples(dumped)
     if kind != "usual":  # the clock's `now` differs between two runs otherwise
         _, dumped_before, rows_before = _write(store, monkeypatch, entries, "copy_rows")
         assert dumped == dumped_before and rows == rows_before
+        written_idle, dumped_idle, rows_idle = _write(store, monkeypatch, entries, "copy_entries-idle")
+        assert written_idle == [] and dumped_idle == dumped and rows_idle == rows  # one COPY, by psycopg
     assert [row[0] for row in rows[:-1]] == list(range(n))
 
 
@@ -226,8 +242,31 @@ def test_copy_entries_comparison_can_fail(store, monkeypatch):
     monkeypatch.setattr(log, "_PG_EPOCH", log._PG_EPOCH + dt.timedelta(microseconds=1))  # a wrong epoch: other bytes
     with pytest.raises(AssertionError):
         written_off, dumped_off, _ = _write(store, monkeypatch, entries, "copy_entries")
-        assert b"".join(written_off) == dumped_off == dumped
+        assert b"".join(map(_tuples, written_off)) == _tuples(dumped_off) == _tuples(dumped)
 
+
+
+@pytest.mark.parametrize("bad", ["first-part", "later-part"])
+def test_a_batch_failing_midway_leaves_nothing_its_caller_could_commit(store, bad):
+    """An entry that fails only once its rows are being made (a date-time without time zone
+    passes check()). On PostgreSQL the COPY statements of the parts before it have already stored
+    their rows: the transaction must be left aborted, so that even a caller that commits after the
+    error stores none of the batch (its head row unmoved)."""
+    entries = [_entry(i) for i in range(3 * log.COPY_PART)]
+    at = 5 if bad == "first-part" else log.COPY_PART + log.LEAF_CHUNK + 3
+    entries[at] = dataclasses.replace(entries[at], at=NOW.replace(tzinfo=None))
+    with write_transaction(store.engine) as conn:
+        log.append_many(conn, entries[:3])
+    with store.engine.connect() as conn:
+        conn.begin()
+        with pytest.raises(EntryError, match="sans fuseau horaire"):
+            log.append_many(conn, entries)
+        conn.commit()  # a careless caller
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit_entries)).scalar_one() == 3
+        assert log.head(conn)[0] == 3
+    with write_transaction(store.engine) as conn:
+        assert log.append_many(conn, entries[:2]) == [3, 4]
 
 
 # ------------------------------------------------------------ check(): remembered pseudonyms

@@ -16,7 +16,9 @@ merges concurrent callers' entries into one such transaction and one commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import select
 import struct
 import time
 import weakref
@@ -199,7 +201,7 @@ def leaf_row(entry: AuditEntry, size: int, frontier: list[bytes], prepared, now:
     return size, entry.tenant_id, entry.action, stored_at, bind_body(body) if bind_body else body
 
 
-LEAF_CHUNK = 64  # entries made at a time (COPY: one write of ~28 kB, under psycopg's own 32 kB buffer)
+LEAF_CHUNK = 64  # entries made at a time (COPY_PART is a multiple of it)
 
 
 def _leaf_chunks(entries: Sequence[AuditEntry], size: int, frontier: list[bytes], prepared,
@@ -341,51 +343,146 @@ def pg_microseconds(at: dt.datetime) -> int:
 _INT8_MAX = 2**63 - 1
 
 
+COPY_PART = 128  # rows per COPY statement of a batch (see copy_entries; 128 measured against 64, 256, 500, 1,000)
+
+
 def copy_entries(dbapi_connection, entries: Sequence[AuditEntry], size: int, frontier: list[bytes],
                  prepared) -> None:
     """`copy_rows(dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))`
-    with the COPY data written here, one buffer per LEAF_CHUNK rows, instead of psycopg's
-    write_row per row: the same bytes as psycopg's binary dumpers for these columns' usual values
-    (int, str in UTF-8, aware datetime, bytes); any other value is dumped by psycopg."""
-    if type(size) is not int or not 0 <= size <= _INT8_MAX - len(entries) or dbapi_connection.info.encoding != "utf-8":
+    with the COPY data made here instead of by psycopg's write_row per row: the same bytes as
+    psycopg's binary dumpers for these columns' usual values (int, str in UTF-8, aware datetime,
+    bytes); any other value is dumped by psycopg.
+
+    The rows go in COPY statements of COPY_PART rows, each part made while the server stores the
+    one before: PostgreSQL stores a binary COPY's rows only at its end (heap_multi_insert buffers
+    up to 1,000 tuples; its 64 kB limit counts text input lines only, copyfrom.c), so one COPY of a
+    whole batch left the server's heap and index work after the client's. Within the caller's
+    transaction only (else one COPY); an error after a part was stored aborts that transaction
+    with a failed COPY, as an error within one COPY does, so no part of a batch can commit alone."""
+    copies = _Copies(dbapi_connection)
+    if (type(size) is not int or not 0 <= size <= _INT8_MAX - len(entries) or copies.encoding != "utf-8"
+            or not copies.in_transaction()):
         copy_rows(dbapi_connection, leaf_rows(entries, size, frontier, prepared, wrap_body=False))
         return
-    with dbapi_connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
-        general = None  # psycopg's dumpers of these columns, for a value of another type
-        seq = size
-        last_tenant = last_action = last_at = None
-        names = at_value = b""
-        parts = [_COPY_HEADER]
-        for chunk, stored, bodies in _leaf_chunks(entries, size, frontier, prepared, wrap_body=False):
-            for entry, at, body in zip(chunk, stored, bodies):
-                tenant, action = entry.tenant_id, entry.action
-                if tenant is not last_tenant or action is not last_action or at is not last_at:
-                    last_tenant = last_action = last_at = None
-                    if type(tenant) is str and type(action) is str and type(at) is dt.datetime and at.tzinfo is not None:
-                        tenant_bytes, action_bytes = tenant.encode(), action.encode()
-                        names = _LENGTH(len(tenant_bytes)) + tenant_bytes + _LENGTH(len(action_bytes)) + action_bytes
-                        at_value = _TIMESTAMPTZ(8, pg_microseconds(at))
-                        last_tenant, last_action, last_at = tenant, action, at
-                if last_at is None or type(body) is not bytes:
-                    if general is None:
-                        general = _psycopg_tuple(cursor)
-                    parts.append(general((seq, tenant, action, at, body)))
-                else:
-                    parts += (_TUPLE_SEQ(5, 8, seq), names, at_value, _LENGTH(len(body)), body)
-                seq += 1
-            copy.write(b"".join(parts))  # the server stores these rows while the next ones are made
-            parts = []
+    parts = _copy_parts(dbapi_connection, entries, size, frontier, prepared)
+    data = next(parts, None)
+    while data is not None:
+        copies.start()
+        copies.send(data)
+        copies.end()
+        try:
+            data = next(parts, None)  # made while the server stores the part just sent
+        except BaseException:
+            with contextlib.suppress(Exception):
+                copies.result()
+                copies.start()
+                copies.end(failure=b"relais: audit batch abandoned")  # the transaction is aborted
+                copies.result()
+            raise
+        copies.result()
+
+
+def _copy_parts(dbapi_connection, entries: Sequence[AuditEntry], size: int, frontier: list[bytes],
+                prepared) -> Iterator[bytes]:
+    """The COPY data (header, tuples, trailer) of COPY_PART rows at a time."""
+    general = None  # psycopg's dumpers of these columns, for a value of another type
+    seq = size
+    last_tenant = last_action = last_at = None
+    names = at_value = b""
+    parts = [_COPY_HEADER]
+    for chunk, stored, bodies in _leaf_chunks(entries, size, frontier, prepared, wrap_body=False):
+        for entry, at, body in zip(chunk, stored, bodies):
+            tenant, action = entry.tenant_id, entry.action
+            if tenant is not last_tenant or action is not last_action or at is not last_at:
+                last_tenant = last_action = last_at = None
+                if type(tenant) is str and type(action) is str and type(at) is dt.datetime and at.tzinfo is not None:
+                    tenant_bytes, action_bytes = tenant.encode(), action.encode()
+                    names = _LENGTH(len(tenant_bytes)) + tenant_bytes + _LENGTH(len(action_bytes)) + action_bytes
+                    at_value = _TIMESTAMPTZ(8, pg_microseconds(at))
+                    last_tenant, last_action, last_at = tenant, action, at
+            if last_at is None or type(body) is not bytes:
+                if general is None:
+                    general = _psycopg_tuple(dbapi_connection)
+                parts.append(general((seq, tenant, action, at, body)))
+            else:
+                parts += (_TUPLE_SEQ(5, 8, seq), names, at_value, _LENGTH(len(body)), body)
+            seq += 1
+            if (seq - size) % COPY_PART == 0:
+                parts.append(_COPY_TRAILER)
+                yield b"".join(parts)
+                parts = [_COPY_HEADER]
+    if len(parts) > 1:
         parts.append(_COPY_TRAILER)
-        copy.write(b"".join(parts))
+        yield b"".join(parts)
 
 
-def _psycopg_tuple(cursor):
-    """row -> the COPY tuple psycopg's write_row writes for it after `set_types(COPY_TYPES)`."""
+class _Copies:
+    """COPY statements on psycopg's libpq connection (psycopg's documented `pgconn`), one at a
+    time: started by PQexec (it blocks without the GIL), then data and end sent and the result
+    read waiting on the socket, as psycopg does (its connections are non-blocking, and PQgetResult
+    would wait holding the GIL)."""
+
+    def __init__(self, dbapi_connection):
+        from psycopg import errors, pq  # the PostgreSQL driver, only where it is used
+
+        self.dbapi, self.pgconn, self.encoding = dbapi_connection, dbapi_connection.pgconn, dbapi_connection.info.encoding
+        self.errors, self.pq = errors, pq
+
+    def in_transaction(self) -> bool:
+        return self.dbapi.info.transaction_status == self.pq.TransactionStatus.INTRANS
+
+    def start(self) -> None:
+        result = self.pgconn.exec_(_COPY_SQL_BYTES)
+        if result.status != self.pq.ExecStatus.COPY_IN:
+            raise self.errors.error_from_result(result, encoding=self.encoding)
+
+    def send(self, data: bytes) -> None:
+        while not self.pgconn.put_copy_data(data):
+            self._wait(select.POLLOUT)
+        self._flush()
+
+    def end(self, failure: bytes | None = None) -> None:
+        while not self.pgconn.put_copy_end(failure):
+            self._wait(select.POLLOUT)
+        self._flush()
+
+    def result(self) -> None:
+        """The COPY's result; its error raised as psycopg raises it."""
+        error = None
+        while True:
+            self.pgconn.consume_input()
+            while self.pgconn.is_busy():
+                self._wait(select.POLLIN)
+                self.pgconn.consume_input()
+            result = self.pgconn.get_result()
+            if result is None:
+                break
+            if result.status != self.pq.ExecStatus.COMMAND_OK and error is None:
+                error = self.errors.error_from_result(result, encoding=self.encoding)
+        if error is not None:
+            raise error
+
+    def _flush(self) -> None:
+        while self.pgconn.flush():
+            self._wait(select.POLLOUT)
+
+    def _wait(self, events: int) -> None:
+        poller = select.poll()
+        poller.register(self.pgconn.socket, events)
+        poller.poll()
+
+
+_COPY_SQL_BYTES = COPY_SQL.encode()
+
+
+def _psycopg_tuple(context):
+    """row -> the COPY tuple psycopg's write_row writes for it after `set_types(COPY_TYPES)`
+    (`context`: the connection or a cursor, for its adapters)."""
     from psycopg.adapt import PyFormat, Transformer
     from psycopg.pq import Format
 
-    transformer = Transformer.from_context(cursor)
-    transformer.set_dumper_types([cursor.adapters.types[name].oid for name in COPY_TYPES], Format.BINARY)
+    transformer = Transformer.from_context(context)
+    transformer.set_dumper_types([context.adapters.types[name].oid for name in COPY_TYPES], Format.BINARY)
     formats = [PyFormat.BINARY] * len(COPY_TYPES)
 
     def dump(row: tuple) -> bytes:
