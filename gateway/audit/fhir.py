@@ -1,7 +1,8 @@
 """Audit entries as FHIR R4 AuditEvent following IHE BALP (Basic Audit Log Patterns).
 
-Pure mapping `audit_event(record, leaf_hash, origin)` (no I/O, no clock) plus a reader that
-builds a collection Bundle from the store. Per action (consent_audit §4.7):
+Pure mapping `audit_event(record, leaf_hash, origin)` (no I/O, no clock) plus a reader of the
+store's entries (`events_from_store`, page by page) and a collection Bundle built from them
+(`bundle`) or written as they come (`write_bundle`). Per action (consent_audit §4.7):
 - decision.permit / decision.deny -> IHE.BasicAudit.AuthZconsent: DCM 110113 Security Alert,
   subtype AuthZ-Consent, action E, outcome 0 (permit) / 8 (deny), rule ids in outcomeDesc;
 - exchange.sent / exchange.acknowledged -> IHE.BasicAudit.PrivacyDisclosure.Source: DCM 110106
@@ -19,6 +20,8 @@ pseudonym: resolving it is the DPO console's job, not the export's.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
@@ -134,19 +137,43 @@ def audit_event(record: dict, leaf_sha256: str, origin: str) -> dict:
     return event
 
 
-def bundle(events: list[dict], now: dt.datetime) -> dict:
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "total": len(events),
-        "entry": [{"fullUrl": f"urn:relais:audit:{e['id']}", "resource": e} for e in events],
-    }
+def bundle(events: Iterable[dict], now: dt.datetime) -> dict:
+    """A collection Bundle of the events. No `total` (bdl-1: searchset and history Bundles only)
+    and no `entry` when there is no event (FHIR arrays are never empty)."""
+    out = _bundle_head(now)
+    entries = [_bundle_entry(event) for event in events]
+    if entries:
+        out["entry"] = entries
+    return out
 
 
-def bundle_from_store(engine, *, tenant_id: str | None = None, since: dt.datetime | None = None,
-                      origin: str | None = None) -> dict:
-    """A Bundle of the (tenant's) entries, oldest first."""
+def _bundle_head(now: dt.datetime) -> dict:
+    return {"resourceType": "Bundle", "type": "collection",
+            "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+
+
+def _bundle_entry(event: dict) -> dict:
+    return {"fullUrl": f"urn:relais:audit:{event['id']}", "resource": event}
+
+
+def write_bundle(out: BinaryIO, events: Iterable[dict], now: dt.datetime) -> int:
+    """`bundle(events, now)` as JSON on `out`, each entry on a line of its own, written as the
+    events come (memory does not grow with their number); the number of entries."""
+    import orjson
+
+    head = orjson.dumps(_bundle_head(now))[:-1]
+    count = 0
+    for event in events:
+        out.write(b",\n" if count else head + b',"entry":[\n')
+        out.write(orjson.dumps(_bundle_entry(event)))
+        count += 1
+    out.write(b"\n]}\n" if count else head + b"}\n")
+    return count
+
+
+def events_from_store(engine, *, tenant_id: str | None = None, since: dt.datetime | None = None,
+                      origin: str | None = None, page: int = 1000) -> Iterator[dict]:
+    """The (tenant's) entries as AuditEvents, oldest first, read `page` rows at a time."""
     import json
 
     import sqlalchemy as sa
@@ -162,6 +189,12 @@ def bundle_from_store(engine, *, tenant_id: str | None = None, since: dt.datetim
     if since is not None:
         query = query.where(audit_entries.c.at >= since)
     with engine.connect() as conn:
-        bodies = [bytes(b) for b in conn.execute(query).scalars()]
-    events = [audit_event(json.loads(b), leaf_hash(b).hex(), origin) for b in bodies]
-    return bundle(events, dt.datetime.now(dt.UTC))
+        for body in conn.execution_options(yield_per=page).execute(query).scalars():
+            body = bytes(body)
+            yield audit_event(json.loads(body), leaf_hash(body).hex(), origin)
+
+
+def bundle_from_store(engine, *, tenant_id: str | None = None, since: dt.datetime | None = None,
+                      origin: str | None = None) -> dict:
+    """A Bundle of the (tenant's) entries, oldest first."""
+    return bundle(events_from_store(engine, tenant_id=tenant_id, since=since, origin=origin), dt.datetime.now(dt.UTC))

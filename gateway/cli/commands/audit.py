@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def run_cosign(args) -> int:
 
 @_audit_errors
 def run_fhir(args) -> int:
-    from gateway.audit.fhir import bundle_from_store
+    from gateway.audit.fhir import events_from_store, write_bundle
 
     since = None
     if args.since:
@@ -151,7 +150,8 @@ def run_fhir(args) -> int:
             return 2
     store = open_store(args)
     tenant_id = store.get_tenant(args.tenant).id if args.tenant else None
-    json.dump(bundle_from_store(store.engine, tenant_id=tenant_id, since=since), sys.stdout,
-              ensure_ascii=False, indent=1)
-    print()
+    sys.stdout.flush()  # streamed: memory does not grow with the number of entries
+    write_bundle(sys.stdout.buffer, events_from_store(store.engine, tenant_id=tenant_id, since=since),
+                 dt.datetime.now(dt.UTC))
+    sys.stdout.buffer.flush()
     return 0
