@@ -61,9 +61,12 @@ def test_post_returns_201_and_the_stored_resource(api):
     stored = response.json()
     assert stored["resourceType"] == "Consent" and stored["meta"]["versionId"] == "1"
     assert response.headers["Location"] == f"/persons/{ADULT}/consents/{stored['id']}/_history/1"
+    empty = client.get(f"/persons/{CURATELLE}/consents", headers=auth(token)).json()
+    assert empty["total"] == 0 and "entry" not in empty  # FHIR arrays are never empty
     listed = client.get(f"/persons/{ADULT}/consents", headers=auth(token)).json()
     assert listed["resourceType"] == "Bundle" and listed["total"] == 1
     assert listed["entry"][0]["resource"] == stored
+    assert listed["entry"][0]["fullUrl"] == f"urn:uuid:{uuid.UUID(hex=stored['id'])}"  # absolute (R4 Bundle.entry.fullUrl)
 
 
 def test_invalid_fhir_is_a_422_problem_with_fhirpath_locations(api):

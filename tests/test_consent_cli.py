@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -79,6 +80,10 @@ def test_export_prints_a_fhir_bundle(capsys, db, tmp_path):
     code, out, _ = run(capsys, "consent", "export", ADULT, "--tenant", "plateforme-a", "--database", db)
     exported = json.loads(out)
     assert code == 0 and exported["resourceType"] == "Bundle" and len(exported["entry"]) == 2
+    assert [e["fullUrl"] for e in exported["entry"]] == [f"urn:uuid:{uuid.UUID(hex=e['resource']['id'])}"
+                                                         for e in exported["entry"]]  # absolute, R4
+    code, out, _ = run(capsys, "consent", "export", CURATELLE, "--tenant", "plateforme-a", "--database", db)
+    assert code == 0 and json.loads(out) == {"resourceType": "Bundle", "type": "collection"}  # no empty array
     code, out, _ = explain(capsys, db)
     assert code == 1 and "[L7-opposition]" in out
 

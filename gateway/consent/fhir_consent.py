@@ -27,6 +27,7 @@ Errors carry a FHIRPath location, a rule id and a French message.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from fhir.resources.R4B.consent import Consent as FhirConsent
@@ -421,3 +422,9 @@ def with_profile(resource: dict, kind: ConsentKind) -> dict:
         profiles.append(PRIVACY_CONSENT_PROFILE)
     meta["profile"] = profiles
     return {**resource, "meta": meta}
+
+
+def consent_full_url(consent_id: str) -> str:
+    """Bundle.entry.fullUrl of a stored Consent: an absolute URI, as FHIR R4 requires of it
+    (Bundle.entry.fullUrl), here the urn:uuid of its id (a UUID in hex, see ConsentRegistry)."""
+    return f"urn:uuid:{uuid.UUID(hex=consent_id)}"

@@ -17,6 +17,7 @@ from gateway.api.deps import get_store, get_tenant
 from gateway.api.problems import MEDIA_TYPE, ApiProblem
 from gateway.api.schemas import json_body
 from gateway.consent.fhir_common import FhirInputError
+from gateway.consent.fhir_consent import consent_full_url
 from gateway.consent.inputs import DecisionInput, InformationInput
 from gateway.consent.registry import ConsentRegistry, ConsentRejected, StoredConsent
 from gateway.logs import get_logger
@@ -89,9 +90,10 @@ def _consent_headers(person_id: str, stored: StoredConsent) -> dict:
 def list_consents(person_id: str, tenant: Tenant = Depends(get_tenant),
                   registry: ConsentRegistry = Depends(_registry)) -> Response:
     items = registry.list_consents(tenant, person_id)
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(items),
-              "entry": [{"fullUrl": f"/persons/{person_id}/consents/{c.id}",
-                         "resource": c.resource, "search": {"mode": "match"}} for c in items]}
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(items)}
+    if items:  # FHIR arrays are never empty
+        bundle["entry"] = [{"fullUrl": consent_full_url(c.id), "resource": c.resource, "search": {"mode": "match"}}
+                           for c in items]
     return _fhir(orjson.dumps(bundle))
 
 

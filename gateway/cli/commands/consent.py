@@ -24,6 +24,7 @@ from gateway.cli.common import (
     open_store,
 )
 from gateway.consent.fhir_common import FhirInputError
+from gateway.consent.fhir_consent import consent_full_url
 from gateway.consent.inputs import InformationInput
 from gateway.consent.model import DecisionRequest, Recipient, Requester
 from gateway.consent.registry import ConsentRegistry, ConsentRejected
@@ -202,8 +203,9 @@ def run_export(args) -> int:
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
     items = ConsentRegistry(store).list_consents(tenant, args.person)
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"fullUrl": f"Consent/{c.id}", "resource": c.resource} for c in items]}
+    bundle = {"resourceType": "Bundle", "type": "collection"}
+    if items:  # FHIR arrays are never empty
+        bundle["entry"] = [{"fullUrl": consent_full_url(c.id), "resource": c.resource} for c in items]
     sys.stdout.write(orjson.dumps(bundle, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
