@@ -29,7 +29,7 @@ from gateway.audit import append_many, jcs, log
 from gateway.audit import appender as appender_module
 from gateway.audit.appender import Appender
 from gateway.audit.checkpoint import write_transaction
-from gateway.audit.entry import AuditEntry, EntryError, check, encode, encode_checked, record, timestamp
+from gateway.audit.entry import AuditEntry, EntryError, check, checked_length, encode, encode_checked, record, timestamp
 from gateway.audit.tables import audit_entries
 from tests.support.audit import refuse_audit_inserts
 
@@ -221,6 +221,17 @@ ENTRIES = st.one_of(
 @example(AuditEntry("t" * 64, "a" * 100, "a." + "b" * 62, "o" * 32, system="s" * 40, refs={"k" * 64: "v" * 1024}))
 def test_check_decides_and_words_exactly_as_the_reference(entry):
     assert outcome(check, entry) == outcome(reference_check, entry)
+    assert outcome(checked_length, entry) == reference_length(entry)
+
+
+def reference_length(entry):
+    """outcome(checked_length, entry) as the appender computed the length of an entry's texts
+    after check(), before checked_length gave it."""
+    decided = outcome(reference_check, entry)
+    if decided[0] != "ok":
+        return decided
+    texts = (entry.tenant_id, entry.actor, entry.action, entry.outcome, entry.subject or "", entry.system or "")
+    return "ok", sum(map(len, texts)) + sum(map(len, entry.refs)) + sum(map(len, entry.refs.values()))
 
 
 BASE = dict(tenant_id="t1", actor="worker", action="exchange.sent", outcome="success",
@@ -246,6 +257,8 @@ EDGES = [
 def test_check_at_every_limit_decides_as_the_reference(cls, change):
     entry = cls(**{**BASE, **change})
     assert outcome(check, entry) == outcome(reference_check, entry)
+    for _ in range(2):  # the tokens and subject remembered the second time
+        assert outcome(checked_length, entry) == reference_length(entry)
 
 
 def test_check_fast_path_is_exercised_and_the_comparison_can_fail(monkeypatch):

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from gateway.audit import merkle
-from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, check, encode, timestamp
+from gateway.audit.entry import MAX_ENTRY_BYTES, AuditEntry, EntryError, checked_length, encode, timestamp
 from gateway.audit.log import (
     COPY_FROM,
     _INSERT_COLUMNS,
@@ -121,16 +121,16 @@ _SEQ_DIGITS = len(str(2**63 - 1))  # the longest leaf index
 
 
 def _check_leaf(entry: AuditEntry) -> None:
-    """Refuse, before batching, what append_many would only find out while writing (and which
-    would then fail the whole batch): a date-time without time zone, or a leaf that could exceed
-    MAX_ENTRY_BYTES at some index. Entries far from the length limit are let through on a bound
-    (a character takes at most 6 bytes in the leaf)."""
+    """check(), then refuse, before batching, what append_many would only find out while writing
+    (and which would then fail the whole batch): a date-time without time zone, or a leaf that
+    could exceed MAX_ENTRY_BYTES at some index. Entries far from the length limit are let through
+    on a bound from the length of their texts, given by check()'s checked_length (a character
+    takes at most 6 bytes in the leaf)."""
+    length = checked_length(entry)
     if entry.at is not None:
         if not isinstance(entry.at, dt.datetime):
             raise EntryError("entrée d'audit : date-heure invalide")
         timestamp(entry.at)
-    texts = (entry.tenant_id, entry.actor, entry.action, entry.outcome, entry.subject or "", entry.system or "")
-    length = sum(map(len, texts)) + sum(map(len, entry.refs)) + sum(map(len, entry.refs.values()))
     if 200 + 6 * (length + len(entry.refs)) <= MAX_ENTRY_BYTES:
         return
     at = entry.at or dt.datetime.now(dt.UTC)
@@ -183,8 +183,7 @@ class Appender:
 
     def append(self, entry: AuditEntry) -> int:
         """Leaf index of `entry`, once committed with the others of its batch."""
-        check(entry)  # a bad entry is refused here, for its caller alone
-        _check_leaf(entry)
+        _check_leaf(entry)  # a bad entry is refused here, for its caller alone
         with self._queue_lock:
             lead = not self._leading  # nobody writing: the queue is empty too
             self._leading = True

@@ -91,14 +91,21 @@ _FAST = re.compile(
 )
 _SYSTEM = re.compile(_T + r"{0,39}")  # system ≤ 40
 # (tenant, actor, outcome, action, system, *ref names) the fast path accepted, all exact str (or
-# None for system): a log sees few of them, and an equal tuple is accepted again without the regexes.
-_ACCEPTED: dict[tuple, None] = {}
+# None for system), with the sum of their lengths: a log sees few of them, and an equal tuple is
+# accepted again without the regexes.
+_ACCEPTED: dict[tuple, int] = {}
 _ACCEPTED_MAX = 4096
 _SUBJECTS: dict[str, None] = {}  # exact str pseudonyms the fast path accepted (a log sees the same persons again)
 
 
 def check(entry: AuditEntry) -> None:
     """Refuse what would put personal data or malformed values in the log."""
+    checked_length(entry)
+
+
+def checked_length(entry: AuditEntry) -> int:
+    """check(entry), then the number of characters of the entry's texts (tenant, actor, action,
+    outcome, subject, system, ref names and values), which bounds the length of its leaf."""
     # Fast path: accepts only entries the full checks below accept (exact str and dict types, so
     # no subclass can change len() or matching); anything else, or any doubt, goes through them,
     # which give the decision and the message.
@@ -107,16 +114,24 @@ def check(entry: AuditEntry) -> None:
         subject, system, refs = entry.subject, entry.system, entry.refs
         if (type(tenant) is str and type(actor) is str and type(outcome) is str and type(action) is str
                 and type(refs) is dict and len(refs) <= 32 and (system is None or type(system) is str)):
+            values = 0
             for key, value in refs.items():
-                if type(key) is not str or type(value) is not str or len(value) > 1024:
+                if type(key) is not str or type(value) is not str or (size := len(value)) > 1024:
                     break
+                values += size
             else:  # exact str everywhere: the tokens can be hashed and compared safely
                 tokens = (tenant, actor, outcome, action, system, *refs)
-                if ((tokens in _ACCEPTED or _tokens_pass(tokens))
-                        and (subject is None or (type(subject) is str
-                                                 and (subject in _SUBJECTS or _subject_passes(subject))))):
-                    return
+                length = _ACCEPTED.get(tokens)
+                if length is None:
+                    length = _tokens_pass(tokens)
+                if length is not None:
+                    if subject is None:
+                        return length + values
+                    if type(subject) is str and (subject in _SUBJECTS or _subject_passes(subject)):
+                        return length + values + len(subject)
     _check(entry)
+    texts = (entry.tenant_id, entry.actor, entry.action, entry.outcome, entry.subject or "", entry.system or "")
+    return sum(map(len, texts)) + sum(map(len, entry.refs)) + sum(map(len, entry.refs.values()))
 
 
 def _subject_passes(subject: str) -> bool:
@@ -129,18 +144,19 @@ def _subject_passes(subject: str) -> bool:
     return True
 
 
-def _tokens_pass(tokens: tuple) -> bool:
-    """The fast path's checks of (tenant, actor, outcome, action, system, *ref names), exact str."""
+def _tokens_pass(tokens: tuple) -> int | None:
+    """The fast path's checks of (tenant, actor, outcome, action, system, *ref names), exact str:
+    the sum of their lengths when they pass (remembered), else None."""
     tenant, actor, outcome, action, system, *names = tokens
     if system is not None and not _SYSTEM.fullmatch(system):
-        return False
+        return None
     joined = "\x00".join((tenant, actor, outcome, action, *names))
     if joined.count("\x00") != 3 + len(names) or not _FAST.fullmatch(joined):
-        return False
+        return None
     if len(_ACCEPTED) >= _ACCEPTED_MAX:
         _ACCEPTED.clear()
-    _ACCEPTED[tokens] = None
-    return True
+    length = _ACCEPTED[tokens] = len(joined) - 3 - len(names) + len(system or "")
+    return length
 
 
 def _check(entry: AuditEntry) -> None:
