@@ -269,6 +269,24 @@ def test_a_batch_failing_midway_leaves_nothing_its_caller_could_commit(store, ba
         assert log.append_many(conn, entries[:2]) == [3, 4]
 
 
+@pytest.mark.parametrize("store", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_later_part_refused_by_the_server_fails_the_whole_batch(store):
+    """The server refuses the second COPY statement of a batch (a row already at one of its
+    indexes): append_many raises SQLAlchemy's error for it, and nothing of the batch commits."""
+    entries = [_entry(i) for i in range(3 * log.COPY_PART)]
+    taken = log.COPY_PART + 9
+    with store.engine.begin() as conn:  # a stray row, written around the log's head
+        conn.execute(audit_entries.insert().values(seq=taken, tenant_id="t0", action="a.b", at=NOW, body=b"{}"))
+    with store.engine.connect() as conn:
+        conn.begin()
+        with pytest.raises(sa.exc.IntegrityError, match="audit_entries"):
+            log.append_many(conn, entries)
+        conn.commit()  # a careless caller
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(audit_entries.c.seq)).scalars().all() == [taken]
+        assert log.head(conn)[0] == 0
+
+
 # ------------------------------------------------------------ check(): remembered pseudonyms
 
 
