@@ -3,7 +3,6 @@ while, or something to read on their socket), and replaced at once when they are
 
 from __future__ import annotations
 
-
 import pytest
 import sqlalchemy as sa
 

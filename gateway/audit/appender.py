@@ -46,6 +46,7 @@ from gateway.audit.log import (
     COPY_FROM,
     _INSERT_COLUMNS,
     AuditError,
+    Libpq,
     _prepared_insert,
     append_many,
     as_sqlalchemy_error,
@@ -83,35 +84,26 @@ _HEAD_TYPES, _ROW_TYPES = (20, 17, 20, 17), (20, 1043, 1043, 1184, 17)
 _HEAD_FORMATS, _ROW_FORMATS = (0, 1, 0, 1), (0, 0, 0, 1, 1)
 
 
-class _OneStatement:
-    """PostgreSQL, the appender's connection: the one-statement writes through libpq (psycopg's
-    documented `pgconn`), prepared once per connection and size, parameters already dumped:
-    through psycopg's execute() a lone append took 86-92 µs of client CPU, 39-45 µs with the
-    statement sent this way (same round, quiet machine). PQexecPrepared blocks without the GIL
-    and ignores the connection's non-blocking mode; the connection is in autocommit and used by
-    nobody else."""
+class _OneStatement(Libpq):
+    """PostgreSQL, the appender's connection: the one-statement writes through libpq, prepared
+    once per connection and size, parameters already dumped: through psycopg's execute() a lone
+    append took 86-92 µs of client CPU, 39-45 µs with the statement sent this way (same round,
+    quiet machine). PQexecPrepared blocks without the GIL and ignores the connection's
+    non-blocking mode; the connection is in autocommit and used by nobody else."""
 
     def __init__(self, dbapi):
-        import psycopg  # the PostgreSQL driver, only where it is used
-
-        self.errors, self.ok = psycopg.errors, psycopg.pq.ExecStatus.COMMAND_OK
-        self.pgconn = dbapi.pgconn
-        self.encoding = dbapi.info.encoding
+        super().__init__(dbapi)
+        self.ok = self.pq.ExecStatus.COMMAND_OK
         self.prepared: set[int] = set()
 
     def __call__(self, n: int, params: list[bytes]) -> int:
         """Rows inserted by the statement for n entries (0: the head had moved)."""
         name = b"relais_audit_append_%d" % n
         if n not in self.prepared:
-            self._check(self.pgconn.prepare(name, _ONE_STATEMENT[n].encode(), _HEAD_TYPES + _ROW_TYPES * n))
+            self.check(self.pgconn.prepare(name, _ONE_STATEMENT[n].encode(), _HEAD_TYPES + _ROW_TYPES * n), self.ok)
             self.prepared.add(n)
-        result = self.pgconn.exec_prepared(name, params, _HEAD_FORMATS + _ROW_FORMATS * n)
-        self._check(result)
-        return result.command_tuples
-
-    def _check(self, result) -> None:
-        if result.status != self.ok:
-            raise self.errors.error_from_result(result, encoding=self.encoding)
+        return self.check(self.pgconn.exec_prepared(name, params, _HEAD_FORMATS + _ROW_FORMATS * n),
+                          self.ok).command_tuples
 
 
 _ONE_STATEMENT = {n: _one_statement_sql(n) for n in range(1, COPY_FROM)}

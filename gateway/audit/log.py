@@ -416,11 +416,9 @@ def _copy_parts(dbapi_connection, entries: Sequence[AuditEntry], size: int, fron
         yield b"".join(parts)
 
 
-class _Copies:
-    """COPY statements on psycopg's libpq connection (psycopg's documented `pgconn`), one at a
-    time: started by PQexec (it blocks without the GIL), then data and end sent and the result
-    read waiting on the socket, as psycopg does (its connections are non-blocking, and PQgetResult
-    would wait holding the GIL)."""
+class Libpq:
+    """psycopg's libpq connection (its documented `pgconn`), used directly where psycopg's own
+    calls cost too much; a result that failed is raised as psycopg raises it."""
 
     def __init__(self, dbapi_connection):
         from psycopg import errors, pq  # the PostgreSQL driver, only where it is used
@@ -428,13 +426,23 @@ class _Copies:
         self.dbapi, self.pgconn, self.encoding = dbapi_connection, dbapi_connection.pgconn, dbapi_connection.info.encoding
         self.errors, self.pq = errors, pq
 
+    def check(self, result, status):
+        """`result` if its status is `status`, else its error raised."""
+        if result.status != status:
+            raise self.errors.error_from_result(result, encoding=self.encoding)
+        return result
+
+
+class _Copies(Libpq):
+    """COPY statements, one at a time: started by PQexec (it blocks without the GIL), then data
+    and end sent and the result read waiting on the socket, as psycopg does (its connections are
+    non-blocking, and PQgetResult would wait holding the GIL)."""
+
     def in_transaction(self) -> bool:
         return self.dbapi.info.transaction_status == self.pq.TransactionStatus.INTRANS
 
     def start(self) -> None:
-        result = self.pgconn.exec_(_COPY_SQL_BYTES)
-        if result.status != self.pq.ExecStatus.COPY_IN:
-            raise self.errors.error_from_result(result, encoding=self.encoding)
+        self.check(self.pgconn.exec_(_COPY_SQL_BYTES), self.pq.ExecStatus.COPY_IN)
 
     def send(self, data: bytes) -> None:
         while not self.pgconn.put_copy_data(data):

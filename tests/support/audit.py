@@ -39,7 +39,11 @@ def in_processes(store, target: Callable[[str, int, int], None], count: int, tim
     processes = [context.Process(target=target, args=(url, n, count)) for n in range(3)]
     for p in processes:
         p.start()
-    yield
-    for p in processes:
-        p.join(timeout)
-        assert p.exitcode == 0
+    try:
+        yield
+    finally:  # joined even when the block fails: no process outlives the test
+        for p in processes:
+            p.join(timeout)
+            if p.exitcode is None:
+                p.terminate()
+    assert [p.exitcode for p in processes] == [0, 0, 0]

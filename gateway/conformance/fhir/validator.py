@@ -319,6 +319,7 @@ def _held_codings(v, steps) -> set[tuple[str, str]]:
                         held.add((system, code))
     return held
 
+
 def _tally(assigned: list) -> dict[int, int]:
     """How many values each slice (by id) was given; None (no slice) not counted."""
     counts: dict[int, int] = {}
