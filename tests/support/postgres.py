@@ -79,9 +79,12 @@ def _psycopg_url(url: str) -> str:
 class PostgresServer:
     """A disposable PostgreSQL cluster (or an existing server named by RELAIS_TEST_POSTGRES_URL)."""
 
-    def __init__(self, *, durable: bool = False, external_url: str | None = None):
-        """`durable=True` keeps fsync/synchronous_commit on (benchmarks); tests leave it off."""
+    def __init__(self, *, durable: bool = False, external_url: str | None = None, wal_segments: int | None = None):
+        """`durable=True` keeps fsync/synchronous_commit on (benchmarks); tests leave it off.
+        `wal_segments`: WAL segments (16 MB each) made ready before use, as on a server in steady
+        state (see _prepare_wal); by default 32 on a durable server, none otherwise."""
         self.durable = durable
+        self.wal_segments = (32 if durable else 0) if wal_segments is None else wal_segments
         self.external_url = external_url if external_url is not None else os.environ.get(ENV_URL)
         self.port: int | None = None
         self.host = "127.0.0.1"
@@ -125,6 +128,8 @@ class PostgresServer:
             else:
                 raise last_error  # type: ignore[misc]
             self._wait_ready()
+            if self.wal_segments:
+                self._prepare_wal()
         except BaseException:
             self.stop()
             raise
@@ -284,6 +289,9 @@ class PostgresServer:
         }
         if not self.durable:
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        if self.wal_segments:  # kept for reuse at each checkpoint rather than removed
+            settings |= {"min_wal_size": f"{32 * self.wal_segments}MB",
+                         "max_wal_size": f"{max(1024, 64 * self.wal_segments)}MB"}
         # postgresql.auto.conf is read last and wins; rewritten on each start attempt.
         conf = data / "postgresql.auto.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -316,6 +324,21 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise PostgresError(f"PostgreSQL ne répond pas : {exc}") from exc
                 time.sleep(0.1)
+
+    def _prepare_wal(self) -> None:
+        """A fresh cluster has one WAL segment: each later one is created and zero-filled (16 MB
+        written and synced) by the commit that first needs it, while every other commit waits
+        (17-20 ms on the development machine, the whole tail of a benchmark's latencies). A server
+        in steady state reuses the segments of past checkpoints instead (min_wal_size). So
+        `wal_segments` segments are made now (a WAL record and a switch each) and a checkpoint
+        recycles them as the next ones."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo(self.url("postgres")), autocommit=True) as conn:
+            for _ in range(self.wal_segments):
+                conn.execute("SELECT pg_logical_emit_message(false, 'relais', 'wal')")  # else no switch
+                conn.execute("SELECT pg_switch_wal()")
+            conn.execute("CHECKPOINT")
 
 
 def backend_pid(engine) -> int:
