@@ -51,13 +51,3 @@ def test_the_next_wal_segments_exist_before_any_commit_needs_them():
     finally:
         server.stop()
 
-
-def test_a_server_without_the_option_starts_with_none_ahead():
-    """The check above can fail: a fresh cluster has no segment past its current one."""
-    server = _server()
-    try:
-        with psycopg.connect(server.conninfo(server.url("postgres")), autocommit=True) as conn:
-            current, names = _segments(conn)
-            assert [name for name in names if name > current] == []
-    finally:
-        server.stop()
