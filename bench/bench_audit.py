@@ -24,6 +24,8 @@ Measured in the same run:
   --rounds rounds, the measures interleaved (median and range reported); PostgreSQL, the
   throwaway server on this host: the driver's floor and the lone Appender again through the
   server's Unix socket (`?host=` its directory), as a gateway on the database's host connects;
+  each of these also as a ratio to the driver's floor of the same round and connection (the
+  median of the rounds' ratios): what the machine's disk and CPU of the moment leave out;
 - group commit: `append_many` of --batch entries per transaction (PostgreSQL: COPY, and the
   previous executemany path interleaved with it), with the CPU per entry of the bench's process
   and of the PostgreSQL backend (medians over the rounds);
@@ -191,9 +193,9 @@ def median_round(rounds: list[dict]) -> dict:
     out["entries_per_s_range"] = [ordered[0]["entries_per_s"], ordered[-1]["entries_per_s"]]
     if "p99_ms" in out:
         out["p99_ms_range"] = [min(r["p99_ms"] for r in rounds), max(r["p99_ms"] for r in rounds)]
-    for cpu in ("client_cpu_us", "server_cpu_us"):  # per entry: the median over the rounds that have it
-        if all(cpu in r for r in rounds):
-            out[cpu] = round(statistics.median(r[cpu] for r in rounds), 2)
+    for key in ("client_cpu_us", "server_cpu_us", "vs_driver_floor"):  # the median over the rounds that have it
+        if all(key in r for r in rounds):
+            out[key] = round(statistics.median(r[key] for r in rounds), 3 if key == "vs_driver_floor" else 2)
     out["rounds"] = len(rounds)
     return out
 
@@ -212,6 +214,10 @@ def durable_round(store: Store, directory: Path, args, over_socket: Store | None
     if over_socket is not None:
         measured["driver_floor_unix_socket"] = driver_floor(over_socket, args.single)
         measured["appender_1_unix_socket"] = with_appender(over_socket, 1, args.per_round)
+    for name, result in measured.items():  # against the bare INSERT of the same round and connection
+        floor = measured["driver_floor_unix_socket" if name.endswith("_unix_socket") else "driver_floor"]
+        if name not in ("fsync_floor", "driver_floor", "driver_floor_unix_socket"):
+            result["vs_driver_floor"] = round(result["entries_per_s"] / floor["entries_per_s"], 3)
     return measured
 
 
@@ -453,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
                         low, high = r["entries_per_s_range"]
                         print(f"  one at a time, {measure}: {r['entries_per_s']:,}/s ({low:,}–{high:,}), "
                               f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
-                              + (f", mean batch {r['mean_batch']}" if "mean_batch" in r else ""))
+                              + (f", mean batch {r['mean_batch']}" if "mean_batch" in r else "")
+                              + (f"; {r['vs_driver_floor']} × the bare INSERT (median of the rounds)"
+                                 if "vs_driver_floor" in r else ""))
                 for measure, r in groups.items():
                     low, high = r["entries_per_s_range"]
                     print(f"  {measure} ×{args.batch}: {r['entries_per_s']:,}/s ({low:,}–{high:,}); CPU per entry "
