@@ -215,8 +215,8 @@ def durable_round(store: Store, directory: Path, args, over_socket: Store | None
         measured["driver_floor_unix_socket"] = driver_floor(over_socket, args.single)
         measured["appender_1_unix_socket"] = with_appender(over_socket, 1, args.per_round)
     for name, result in measured.items():  # against the bare INSERT of the same round and connection
-        floor = measured["driver_floor_unix_socket" if name.endswith("_unix_socket") else "driver_floor"]
         if name not in ("fsync_floor", "driver_floor", "driver_floor_unix_socket"):
+            floor = measured["driver_floor_unix_socket" if name.endswith("_unix_socket") else "driver_floor"]
             result["vs_driver_floor"] = round(result["entries_per_s"] / floor["entries_per_s"], 3)
     return measured
 
