@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ if _ROOT not in sys.path:
 from gateway.model import Plan  # noqa: E402
 from gateway.plans import validate_plan  # noqa: E402
 from gateway.storage import Store  # noqa: E402
-from tests.support.postgres import PostgresServer, PostgresUnavailable  # noqa: E402
+from tests.support.postgres import PostgresServer, start_or_skip  # noqa: E402
 
 TODAY = dt.date(2026, 11, 26)
 
@@ -128,14 +127,7 @@ def sample_plan() -> Plan:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    server = PostgresServer()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        reason = f"PostgreSQL indisponible : {exc}"
-        if os.environ.get("RELAIS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason} (RELAIS_REQUIRE_POSTGRES=1)", pytrace=False)
-        pytest.skip(reason)
+    server = start_or_skip(PostgresServer())
     yield server
     server.stop()
 

@@ -245,7 +245,6 @@ def test_copy_entries_comparison_can_fail(store, monkeypatch):
         assert b"".join(map(_tuples, written_off)) == _tuples(dumped_off) == _tuples(dumped)
 
 
-
 @pytest.mark.parametrize("bad", ["first-part", "later-part"])
 def test_a_batch_failing_midway_leaves_nothing_its_caller_could_commit(store, bad):
     """An entry that fails only once its rows are being made (a date-time without time zone

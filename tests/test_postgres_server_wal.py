@@ -4,12 +4,10 @@ server in steady state, instead of creating and zero-filling it while every comm
 
 from __future__ import annotations
 
-import os
-
 import psycopg
 import pytest
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer, start_or_skip
 
 pytestmark = pytest.mark.postgres
 
@@ -18,12 +16,7 @@ def _server(**options) -> PostgresServer:
     server = PostgresServer(**options)
     if server.external_url:
         pytest.skip("RELAIS_TEST_POSTGRES_URL : les réglages d'un serveur externe ne sont pas les nôtres")
-    try:
-        return server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RELAIS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL indisponible : {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL indisponible : {exc}")
+    return start_or_skip(server)
 
 
 def _segments(conn) -> tuple[str, list[str]]:

@@ -28,7 +28,7 @@ from gateway.settings import settings
 from gateway.storage import Store
 from tests.faults.harness import (audit_verifies, claim_owners, connector, delivered_exactly_once, local_id,
                                   platform, recording_peer, rows)
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer, start_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSONS = 40
@@ -41,12 +41,7 @@ def restartable():
     server = PostgresServer(durable=True)
     if server.external_url:
         pytest.skip("RELAIS_TEST_POSTGRES_URL : un serveur externe ne peut pas être redémarré ici")
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RELAIS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL indisponible : {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL indisponible : {exc}")
+    start_or_skip(server)
     yield server
     server.stop()
 

@@ -341,6 +341,20 @@ class PostgresServer:
             conn.execute("CHECKPOINT")
 
 
+def start_or_skip(server: PostgresServer) -> PostgresServer:
+    """`server` started, or the calling test skipped when PostgreSQL cannot be started here
+    (failed instead when RELAIS_REQUIRE_POSTGRES=1, as CI runs)."""
+    import pytest
+
+    try:
+        return server.start()
+    except PostgresUnavailable as exc:
+        reason = f"PostgreSQL indisponible : {exc}"
+        if os.environ.get("RELAIS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (RELAIS_REQUIRE_POSTGRES=1)", pytrace=False)
+        pytest.skip(reason)
+
+
 def backend_pid(engine) -> int:
     """The server process behind a connection from `engine`'s pool."""
     import sqlalchemy as sa
