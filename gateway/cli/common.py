@@ -27,9 +27,16 @@ def open_store(args) -> Store:
     from gateway.settings import settings
     from gateway.storage import Store
 
-    store = Store(getattr(args, "database", None) or settings().database_url)
+    try:
+        store = Store(getattr(args, "database", None) or settings().database_url)
+    except ValueError as exc:  # unreadable or unsupported URL (French reason, no password)
+        raise DatabaseUrlError(str(exc)) from None
     store.migrate()
     return store
+
+
+class DatabaseUrlError(Exception):
+    """--database (or RELAIS_DATABASE_URL) names no database Relais can open."""
 
 
 def err(message: str) -> None:
@@ -41,7 +48,7 @@ def handles_storage_errors(func):
 
     @functools.wraps(func)
     def wrapper(args):
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
         from gateway.storage.store import Conflict, NotFound, PreconditionFailed, PreconditionRequired
 
@@ -58,6 +65,14 @@ def handles_storage_errors(func):
             return CONFLICT
         except OperationalError as exc:
             err(f"base de données indisponible : {type(exc.orig).__name__}")
+            return UNAVAILABLE
+        except DatabaseUrlError as exc:
+            err(str(exc))
+            return USAGE
+        except DatabaseError as exc:  # e.g. a file that is not an SQLite database
+            if isinstance(exc, IntegrityError):
+                raise
+            err(f"base de données illisible : {type(exc.orig).__name__}")
             return UNAVAILABLE
 
     return wrapper
