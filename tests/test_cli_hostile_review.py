@@ -57,3 +57,87 @@ def test_a_database_file_that_is_not_a_database_exits_5_in_french(capsys, tmp_pa
     code, _, err = run(capsys, "tenant", "list", "--database", f"sqlite:///{path}")
     assert code == 5
     assert err.startswith("base de données")
+
+
+# ------------------------------------------------------------------ sync, consent
+
+
+def test_sync_to_an_unknown_system_is_a_usage_error(capsys, db):
+    code, _, err = run(capsys, "sync", ADULT, *TENANT, "--to", "nulle-part", "--database", db)
+    assert code == 2 and "choix invalide : 'nulle-part'" in err
+
+
+@pytest.mark.parametrize("patient", ["Patient/x", 5, ["Patient/x"]])
+def test_consent_import_with_a_patient_that_is_not_an_object_names_the_field(capsys, db, tmp_path, patient):
+    path = write(tmp_path, "c.json", {"resourceType": "Consent", "patient": patient})
+    code, out, _ = run(capsys, "consent", "import", path, *TENANT, "--database", db)
+    assert code == 1 and f"{path}: Consent.patient: [consent-patient]" in out
+
+
+@pytest.mark.parametrize("entry", ["x", {"resource": {}}, [5], [{"resource": "x"}]])
+def test_consent_import_of_a_bundle_with_malformed_entries_is_refused(capsys, db, tmp_path, entry):
+    path = write(tmp_path, "b.json", {"resourceType": "Bundle", "type": "collection", "entry": entry})
+    code, out, _ = run(capsys, "consent", "import", path, *TENANT, "--database", db)
+    assert code == 1 and f"{path}" in out and "Bundle.entry" in out
+
+
+INFORM = ["consent", "inform", ADULT, *TENANT, "--topic", "care-team-sharing", "--method", "oral"]
+
+
+@pytest.mark.parametrize(("extra", "place"), [
+    (["--by", "dr-x", "--notice", "v1", "--at", "hier"], "--at"),
+    (["--by", "dr-x", "--notice", "v1", "--at", "2026-01-01"], "--at"),
+    (["--by", "", "--notice", "v1"], "--by"),
+    (["--by", "dr x", "--notice", "v1"], "--by"),
+    (["--by", "dr-x", "--notice", ""], "--notice"),
+])
+def test_consent_inform_refuses_bad_options_in_french(capsys, db, extra, place):
+    code, out, err = run(capsys, *INFORM, *extra, "--database", db)
+    assert code == 1 and out == ""
+    assert err.startswith(f"information refusée : {place} : ")
+    assert "pydantic" not in err and "Input should" not in err and "Invalid isoformat" not in err
+    assert len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------ activity
+
+
+@pytest.mark.parametrize("document", [
+    {"resourceType": "Bundle", "entry": "x"},
+    {"resourceType": "Bundle", "entry": [{"resource": "x"}]},
+    {"resourceType": "Bundle", "entry": [5]},
+    {"activities": [{"person": ["a"]}]},
+    {"activities": [{"person": {"a": 1}}]},
+    {"activities": [{"person": 5}]},
+])
+def test_activity_import_of_a_malformed_document_is_refused(capsys, db, tmp_path, document):
+    path = write(tmp_path, "a.json", document)
+    code, out, _ = run(capsys, "activity", "import", path, *TENANT, "--database", db)
+    assert code == 1 and out.startswith(f"{path}: ")
+
+
+def test_activity_person_with_a_period_ending_before_it_starts_is_a_usage_error(capsys, db):
+    code, _, err = run(capsys, "activity", "person", ADULT, *TENANT, "--from", "2026-12-31",
+                       "--to", "2026-01-01", "--database", db)
+    assert code == 2 and err.strip() == "la fin de la période précède son début"
+
+
+def test_activity_dataset_to_a_directory_names_the_file(capsys, db, tmp_path):
+    code, _, err = run(capsys, "activity", "dataset", *TENANT, "--year", "2026", "--output", str(tmp_path),
+                       "--database", db)
+    assert code == 1 and err.startswith(f"{tmp_path} : fichier impossible à écrire")
+
+
+# ------------------------------------------------------------------ plan, audit keys
+
+
+@pytest.mark.parametrize("version", ["99999999999999999999999", "0", "-1"])
+def test_plan_export_of_an_impossible_version_is_a_usage_error(capsys, db, version):
+    code, _, err = run(capsys, "plan", "export", ADULT, *TENANT, "--version", version, "--database", db)
+    assert code == 2 and f"argument --version : valeur invalide : '{version}'" in err
+
+
+def test_audit_cosign_with_a_binary_key_file_names_it(capsys, db, tmp_path):
+    path = write(tmp_path, "dpo.key", os.urandom(64) + b"\xff")
+    code, _, err = run(capsys, "audit", "cosign", "--key", path, "--database", db)
+    assert code == 1 and err.strip() == f"clé illisible : {path}"

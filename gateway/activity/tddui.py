@@ -61,12 +61,16 @@ def _event_prefix(plan: Plan) -> str:
 def persons_in_bundle(bundle: dict) -> set[str]:
     """idUsager of the evenement identifiers of a Bundle (`3`+FINESS`/`idUsager`-EVN-…)."""
     found = set()
-    for entry in bundle.get("entry", []) if isinstance(bundle, dict) else []:
-        res = (entry or {}).get("resource") or {}
-        for ident in res.get("identifier", []) if isinstance(res.get("identifier"), list) else []:
-            value = (ident or {}).get("value") or ""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for entry in entries if isinstance(entries, list) else []:  # hostile shapes: no person found
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        idents = res.get("identifier") if isinstance(res, dict) else None
+        for ident in idents if isinstance(idents, list) else []:
+            value = ident.get("value") if isinstance(ident, dict) else None
+            if not isinstance(value, str) or ident.get("system") != c.ID_EVENT[0]:
+                continue
             match = re.fullmatch(r"3[0-9AB]{9}/([A-Za-z0-9._\-]{1,64})-EVN-.+", value)
-            if (ident or {}).get("system") == c.ID_EVENT[0] and match:
+            if match:
                 found.add(match.group(1))
     return found
 

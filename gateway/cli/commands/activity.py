@@ -111,6 +111,8 @@ def _batches(document: object, person: str | None) -> tuple[dict[str, object], s
         who = (item.get("person") if isinstance(item, dict) else None) or person
         if who is None:
             return {}, f"$.activities[{i}].person: [activity-person] personne non indiquée (champ person ou --person)"
+        if not isinstance(who, str):
+            return {}, f"$.activities[{i}].person: [activity-person] l'identifiant de la personne doit être un texte"
         grouped[who].append(item)
     return {who: {"activities": batch} for who, batch in grouped.items()}, None
 
@@ -194,7 +196,11 @@ def run_dataset(args) -> int:
     else:
         text = orjson.dumps(measure_report.bundle(data), option=orjson.OPT_INDENT_2).decode() + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8", newline="")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            err(f"{args.output} : fichier impossible à écrire ({exc.strerror or type(exc).__name__})")
+            return INVALID
         print(f"jeu de données {args.year} ({data['format']}, {args.format}) écrit dans {args.output}")
     else:
         sys.stdout.write(text)
@@ -232,9 +238,14 @@ def run_capacity(args) -> int:
 
 @handles_storage_errors
 def run_person(args) -> int:
+    try:
+        window = _window(args)
+    except ValueError as exc:
+        err(str(exc))
+        return USAGE
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
-    result = planned_vs_delivered(store, tenant, args.person, _window(args))
+    result = planned_vs_delivered(store, tenant, args.person, window)
     print(f"personne {result['person']} (projet v{result['plan_version']}), du {result['period']['from']} "
           f"au {result['period']['to']}")
     for s in result["services"]:

@@ -128,7 +128,7 @@ def run_cosign(args) -> int:
 
     try:
         signer = note.parse_skey(Path(args.key).read_text())
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         err(f"clé illisible : {args.key}")
         return 1
     store = open_store(args)

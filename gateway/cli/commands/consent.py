@@ -141,14 +141,26 @@ def _read(path: str) -> dict:
 
 def _consents_in(document: dict) -> list[dict]:
     if document.get("resourceType") == "Bundle":
-        return [e.get("resource") for e in document.get("entry") or [] if isinstance(e, dict)]
+        entries = document.get("entry", [])
+        if not isinstance(entries, list):
+            raise _BadEntry("Bundle.entry", "une liste d'entrées est attendue")
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or not isinstance(e.get("resource"), dict):
+                raise _BadEntry(f"Bundle.entry[{i}]", "une entrée avec sa ressource (objet JSON) est attendue")
+        return [e["resource"] for e in entries]
     return [document]
+
+
+class _BadEntry(ValueError):
+    def __init__(self, where: str, why: str):
+        super().__init__(f"{where}: [consent-bundle-entry] {why}")
 
 
 def _person_of(resource: object, override: str | None) -> str | None:
     if override:
         return override
-    ref = (resource.get("patient") or {}).get("reference") if isinstance(resource, dict) else None
+    patient = resource.get("patient") if isinstance(resource, dict) else None
+    ref = patient.get("reference") if isinstance(patient, dict) else None
     if isinstance(ref, str) and ref.startswith("Patient/"):
         return ref.split("/", 1)[1]
     return None
@@ -169,6 +181,10 @@ def _import(args, tenant, registry: ConsentRegistry) -> int:
             resources = _consents_in(_read(path))
         except (OSError, JsonInputError) as exc:
             print(f"{path}: $: [file-unreadable] fichier illisible ({getattr(exc, 'strerror', None) or exc})")
+            status = INVALID
+            continue
+        except _BadEntry as exc:
+            print(f"{path}: {exc}")
             status = INVALID
             continue
         for i, resource in enumerate(resources):
@@ -312,14 +328,39 @@ def run_care_team(args) -> int:
     return 0
 
 
+# What `inform` says of a refused option (pydantic's own messages are English).
+_OPTIONS = {"informed_at": "--at", "informed_by": "--by", "notice_version": "--notice"}
+_REFUSED = {
+    "timezone_aware": "fuseau horaire obligatoire (ex. 2026-01-15T09:00:00+01:00)",
+    "string_too_short": "valeur vide",
+    "string_too_long": "valeur trop longue (100 caractères au plus)",
+    "string_pattern_mismatch": "caractères non admis (lettres, chiffres et . _ : @ / + -, sans espace)",
+}
+
+
+def _information(args) -> InformationInput:
+    from pydantic import ValidationError
+
+    try:
+        informed_at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise ValueError("--at : date-heure invalide (attendu ISO 8601 avec fuseau, "
+                         "ex. 2026-01-15T09:00:00+01:00)") from None
+    try:
+        return InformationInput(informed_at=informed_at, method=args.method, informed_by=args.by,
+                                notice_version=args.notice, topics=args.topic)
+    except ValidationError as exc:
+        raise ValueError(" ; ".join(
+            f"{_OPTIONS.get(e['loc'][0] if e['loc'] else '', '$')} : {_REFUSED.get(e['type'], 'valeur refusée')}"
+            for e in exc.errors(include_url=False))) from None
+
+
 @handles_storage_errors
 def run_inform(args) -> int:
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
     try:
-        data = InformationInput(
-            informed_at=dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC),
-            method=args.method, informed_by=args.by, notice_version=args.notice, topics=args.topic)
+        data = _information(args)
         record = ConsentRegistry(store).record_information(tenant, args.person, data.to_record(),
                                                           actor="cli")
     except ValueError as exc:

@@ -6,6 +6,7 @@ import datetime as dt
 
 from connectors.base import Recipient
 from gateway.cli.common import INVALID, NOT_FOUND, add_database_option, err, handles_storage_errors, open_store
+from gateway.consent.vocab import System
 from gateway.delivery import outbox, pipeline
 from gateway.delivery.consent_step import consent_decider
 from gateway.delivery.model import ExchangeRequest, Status
@@ -23,7 +24,8 @@ def register(sub) -> None:
     sync = sub.add_parser("sync", help="demander l'envoi du projet d'une personne vers un système")
     sync.add_argument("person", metavar="PERSONNE")
     sync.add_argument("--tenant", required=True)
-    sync.add_argument("--to", dest="system", required=True, help="eparcours, viatrajectoire…")
+    sync.add_argument("--to", dest="system", required=True, choices=[s.value for s in System], metavar="SYSTEM",
+                      help="eparcours, viatrajectoire…")
     sync.add_argument("--purpose", default="COC", help="finalité (défaut : COC, coordination)")
     sync.add_argument("--kind", default="tddui-bundle", help="contenu (défaut : tddui-bundle)")
     sync.add_argument("--recipient", help="destinataire (RPPS, FINESS, adresse MSSanté ; défaut : le système)")

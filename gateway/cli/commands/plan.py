@@ -34,9 +34,18 @@ def register(sub) -> None:
     export = actions.add_parser("export", help="afficher le projet enregistré d'une personne (JSON)")
     export.add_argument("person", metavar="PERSONNE", help="identifiant local de la personne")
     export.add_argument("--tenant", required=True)
-    export.add_argument("--version", type=int, help="numéro de version (défaut : la courante)")
+    export.add_argument("--version", type=_version, help="numéro de version (défaut : la courante)")
     add_database_option(export)
     export.set_defaults(func=run_export)
+
+
+def _version(text: str) -> int:
+    """A version number the database can hold (1 to 2^31 - 1): a larger one is a usage error,
+    not an integer overflow in the driver."""
+    value = int(text)
+    if not 1 <= value < 2**31:
+        raise ValueError(text)
+    return value
 
 
 def _check(path: str, today: dt.date) -> tuple[object, list[Problem]]:
