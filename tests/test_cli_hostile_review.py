@@ -141,3 +141,49 @@ def test_audit_cosign_with_a_binary_key_file_names_it(capsys, db, tmp_path):
     path = write(tmp_path, "dpo.key", os.urandom(64) + b"\xff")
     code, _, err = run(capsys, "audit", "cosign", "--key", path, "--database", db)
     assert code == 1 and err.strip() == f"clé illisible : {path}"
+
+
+# ------------------------------------------------------------------ audit export
+
+
+@pytest.fixture
+def audit_db(db, tmp_path, monkeypatch):
+    from gateway.settings import settings
+
+    monkeypatch.setenv("RELAIS_AUDIT_KEY_DIR", str(tmp_path / "keys"))
+    settings.cache_clear()
+    assert main(["audit", "checkpoint", "--database", db]) == 0
+    yield db
+    settings.cache_clear()
+
+
+def test_audit_export_onto_a_file_is_refused_and_leaves_it(capsys, audit_db, tmp_path):
+    target = tmp_path / "export"
+    target.write_bytes(b"x")
+    code, _, err = run(capsys, "audit", "export", str(target), "--database", audit_db)
+    assert code == 1 and err.startswith(f"le dossier d'export {target} ")
+    assert target.read_bytes() == b"x"
+
+
+def test_audit_export_under_a_file_is_refused(capsys, audit_db, tmp_path):
+    (tmp_path / "fichier").write_bytes(b"x")
+    target = tmp_path / "fichier" / "export"
+    code, _, err = run(capsys, "audit", "export", str(target), "--database", audit_db)
+    assert code == 1 and err.startswith(f"le dossier d'export {target} ")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_audit_export_that_fails_midway_leaves_nothing_half_written(capsys, audit_db, tmp_path, existing):
+    import sqlalchemy as sa
+
+    from gateway.audit.tables import audit_tiles
+
+    with Store(audit_db) as store, store.engine.begin() as conn:  # a damaged base: tiles lost
+        conn.execute(sa.delete(audit_tiles))
+    target = tmp_path / "export"
+    if existing:
+        target.mkdir()
+    code, _, err = run(capsys, "audit", "export", str(target), "--no-checkpoint", "--database", audit_db)
+    assert code == 1 and "tuile" in err
+    assert target.exists() == existing and (not existing or not any(target.iterdir()))
+    assert not [p.name for p in tmp_path.iterdir() if "export" in p.name and p != target]  # no partial copy

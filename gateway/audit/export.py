@@ -15,6 +15,8 @@ exported entry is covered by a signature. Entries hold no personal data (pseudon
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +46,49 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def export(engine: Engine, directory: Path, config: Settings | None = None, *, sign: bool = True) -> ExportSummary:
+    """Written into a `.<name>.partial-…` directory first (beside DIR, or inside it when DIR
+    exists, empty), then moved into place: a failure half-way leaves DIR as it was."""
     directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise AuditError(f"le dossier d'export {directory} n'est pas vide")
-    if sign:
-        sign_checkpoint(engine, config, actor="cli")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        existing = directory.exists()
+        if existing and not directory.is_dir():
+            raise AuditError(f"le dossier d'export {directory} existe et n'est pas un dossier")
+        if existing and any(directory.iterdir()):
+            raise AuditError(f"le dossier d'export {directory} n'est pas vide")
+        if not existing:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+        partial = ((directory if existing else directory.parent)
+                   / f".{directory.name or 'export'}.partial-{uuid.uuid4().hex[:12]}")
+        partial.mkdir()
+    except OSError as exc:
+        raise AuditError(f"le dossier d'export {directory} ne peut pas être créé "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    try:
+        if sign:
+            sign_checkpoint(engine, config, actor="cli")
+        summary = _export(engine, partial)
+        if existing:
+            for child in sorted(partial.iterdir()):
+                child.rename(directory / child.name)
+            partial.rmdir()
+        else:
+            partial.rename(directory)
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if existing:  # it was empty: empty it again
+            for child in directory.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        if isinstance(exc, OSError):
+            raise AuditError(f"export impossible dans {directory} ({exc.strerror or type(exc).__name__}) : "
+                             "rien n'a été écrit") from None
+        raise
+    return summary
+
+
+def _export(engine: Engine, directory: Path) -> ExportSummary:
     with engine.connect() as conn:
         size, _root = tree.signed_size(conn)
         notes = conn.execute(
