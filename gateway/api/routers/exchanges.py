@@ -12,6 +12,7 @@ from gateway.api.deps import get_store, get_tenant
 from gateway.api.pagination import LIMIT, page
 from gateway.api.problems import ApiProblem
 from gateway.api.schemas import json_body
+from gateway.consent.vocab import System
 from gateway.delivery import outbox, pipeline
 from gateway.delivery.model import ExchangeRequest
 from gateway.delivery.payloads import UnknownPayloadKind
@@ -35,7 +36,8 @@ class ExchangeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     person: str = Field(pattern=r"^[A-Za-z0-9._\-]{1,64}$", description="identifiant local de la personne")
-    system: str = Field(pattern="^[a-z][a-z0-9-]{1,31}$", description="eparcours, viatrajectoire, dmp, mss…")
+    # Only the systems the consent decision knows (any other one failed there with a 500).
+    system: str = Field(pattern=f"^({'|'.join(System)})$", description="eparcours, viatrajectoire, dmp, mss…")
     recipient: RecipientIn
     purpose: str = Field(pattern="^[A-Z]{2,12}$", description="finalité (ActReason : TREAT, COC…)")
     payload_kind: str = Field(pattern="^[a-z][a-z0-9-]{1,39}$", description="tddui-bundle, sdo-status…")

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, ValidationError, field_validator
 
 from gateway.api.deps import get_store, get_tenant
 from gateway.api.pagination import LIMIT, page
+from gateway.api.problems import ApiProblem
 from gateway.inbound import review
+from gateway.model import Problem, json_path
 from gateway.plans import loads_object
 from gateway.storage import Store, Tenant
 
 router = APIRouter(tags=["réceptions"])
+
+
+class RejectIn(BaseModel):
+    """Body of $reject: text only (a list was stored as its repr, a lone surrogate failed the write)."""
+
+    reason: str | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("lone surrogate (\\ud800-\\udfff): not a Unicode character") from None
+        return value
 
 
 @router.get("/inbound", summary="Éléments reçus (décisions, notifications, documents), paginé")
@@ -44,7 +63,14 @@ def apply(item_id: str, if_match: str | None = Header(None), tenant: Tenant = De
 @router.post("/inbound/{item_id}/$reject", summary="Rejeter l'élément (motif obligatoire)")
 async def reject(item_id: str, request: Request, tenant: Tenant = Depends(get_tenant),
                  store: Store = Depends(get_store)) -> dict:
-    body = loads_object(await request.body() or b"{}", max_bytes=16 * 1024)
-    reason = str(body.get("reason") or "").strip() or "rejeté sans motif précisé"
+    data = loads_object(await request.body() or b"{}", max_bytes=16 * 1024)
+    try:
+        body = RejectIn.model_validate(data)
+    except ValidationError as exc:
+        raise ApiProblem("invalid-request", "motif de rejet invalide", [
+            Problem(location=json_path(e["loc"]), rule=str(e["type"]).replace("_", "-"),
+                    message=f"valeur invalide : {e['msg']}", message_en=e["msg"], source="relais-api")
+            for e in exc.errors(include_url=False)]) from None
+    reason = (body.reason or "").strip() or "rejeté sans motif précisé"
     review.reject(store, tenant, item_id, actor=f"key:{tenant.slug}", reason=reason)
     return {"id": item_id, "status": "rejected"}

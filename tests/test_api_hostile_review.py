@@ -1,0 +1,63 @@
+"""Defects found by a hostile review of the HTTP API: each input here used to answer a 500 or
+to be stored as something else than what was sent. Each is now refused with problem+json naming
+the field and the reason, and the database is left exactly as it was."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api.app import create_app
+from gateway.settings import Settings
+from tests.security.conftest import MAX_BODY, assert_problem, seed_platform, snapshot
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def api(store, tmp_path):
+    """(client, auth headers, person, inbound item id) on a seeded platform."""
+    _, token, data, _, _, inbound_id = seed_platform(store)
+    config = Settings(max_body_bytes=MAX_BODY, audit_key_dir=tmp_path / "audit-keys")
+    with TestClient(create_app(store, config), raise_server_exceptions=False) as client:
+        yield client, {"Authorization": f"Bearer {token}", **JSON}, data["person"]["local_id"], inbound_id
+
+
+def _exchange(person: str, **changes) -> bytes:
+    body = {"person": person, "system": "eparcours", "purpose": "COC", "payload_kind": "tddui-bundle",
+            "recipient": {"kind": "system", "identifier": "eparcours"}}
+    return json.dumps({**body, **changes}).encode()
+
+
+@pytest.mark.parametrize("system", ["nosuch", "dmp2", "e-parcours"])
+def test_an_exchange_to_an_unknown_system_is_refused_naming_the_field(api, store, system):
+    client, headers, person, _ = api
+    before = snapshot(store)
+    response = client.post("/exchanges", content=_exchange(person, system=system), headers=headers)
+    body = assert_problem(response, 400, "invalid-request")
+    assert [e["location"] for e in body["errors"]] == ["$.system"]
+    assert snapshot(store) == before
+
+
+# The reason is text. Anything else used to be stored as its Python repr ("['a', 'b']"), and a
+# lone surrogate (valid JSON escape, no Unicode character) failed the write with a 500.
+@pytest.mark.parametrize("raw", [b'{"reason": ["a", "b"]}', b'{"reason": 12}', b'{"reason": {"text": "x"}}',
+                                 b'{"reason": true}', b'{"reason": "motif \\ud800"}'],
+                         ids=["list", "number", "object", "boolean", "lone-surrogate"])
+def test_a_rejection_reason_that_is_not_text_is_refused_naming_the_field(api, store, raw):
+    client, headers, _, inbound_id = api
+    before = snapshot(store)
+    response = client.post(f"/inbound/{inbound_id}/$reject", content=raw, headers=headers)
+    body = assert_problem(response, 400, "invalid-request")
+    assert [e["location"] for e in body["errors"]] == ["$.reason"]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("raw", [b"", b"{}", b'{"reason": null}', b'{"reason": "doublon"}'])
+def test_a_rejection_with_a_text_reason_or_none_is_recorded(api, raw):
+    client, headers, _, inbound_id = api
+    response = client.post(f"/inbound/{inbound_id}/$reject", content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    assert client.get(f"/inbound/{inbound_id}", headers=headers).json()["status"] == "rejected"
