@@ -187,3 +187,34 @@ def test_an_audit_export_that_fails_midway_leaves_nothing_half_written(capsys, a
     assert code == 1 and "tuile" in err
     assert target.exists() == existing and (not existing or not any(target.iterdir()))
     assert not [p.name for p in tmp_path.iterdir() if "export" in p.name and p != target]  # no partial copy
+
+
+# ------------------------------------------------------------------ audit verify
+
+
+@pytest.fixture
+def exported(capsys, audit_db, tmp_path):
+    directory = tmp_path / "export"
+    assert main(["audit", "export", str(directory), "--database", audit_db]) == 0
+    capsys.readouterr()
+    return directory
+
+
+def _a_directory_instead_of(path):
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("where", ["checkpoints", "keys"])
+def test_audit_verify_names_a_directory_found_where_a_file_is_expected(capsys, exported, where):
+    path = next((exported / where).iterdir())
+    _a_directory_instead_of(path)
+    code, _, err = run(capsys, "audit", "verify", str(exported))
+    assert code == 1 and f"{where}/{path.name}" in err and "ÉCHEC de la vérification" in err
+
+
+def test_audit_verify_fails_when_the_newest_checkpoint_is_missing_from_checkpoints(capsys, exported):
+    newest = (exported / "checkpoint").read_text().split("\n")[1]
+    (exported / "checkpoints" / newest).unlink()
+    code, _, err = run(capsys, "audit", "verify", str(exported))
+    assert code == 1 and f"checkpoints/{newest} absent" in err

@@ -107,7 +107,11 @@ def _read_entries(directory: Path, report: Report):
     if not path.is_file():
         report.add("export", None, "entries.jsonl absent")
         return [], [], {}
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        report.add("export", None, f"entries.jsonl illisible ({exc.strerror or type(exc).__name__})")
+        return [], [], {}
     if data and not data.endswith(b"\n"):
         _bad_entry(report, data.count(b"\n"), "ligne incomplète (pas de fin de ligne)")
     lines = data.split(b"\n")[:-1] if data else []
@@ -138,6 +142,13 @@ def _read_entries(directory: Path, report: Report):
     return lines, leaves, introductions
 
 
+def _why(exc: Exception) -> str:
+    """French reason; an OS error by its short name only (not its English sentence and path)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
+
+
 def _bad_entry(report: Report, index: int, why: str) -> None:
     if report.first_bad_entry is None or index < report.first_bad_entry:
         report.first_bad_entry, report.first_bad_reason = index, why
@@ -149,8 +160,8 @@ def _read_keys(directory: Path, report: Report) -> dict[tuple[str, bytes], note.
     for path in sorted((directory / "keys").glob("*.vkey")):
         try:
             verifier = note.parse_vkey(path.read_text())
-        except (note.NoteError, UnicodeDecodeError) as exc:
-            report.add("key", None, f"keys/{path.name} : {exc}")
+        except (note.NoteError, UnicodeDecodeError, OSError) as exc:
+            report.add("key", None, f"keys/{path.name} : {_why(exc)}")
             continue
         if path.stem != verifier.id_hex:
             report.add("key", None, f"keys/{path.name} : le nom du fichier ne correspond pas à l'identifiant {verifier.id_hex}")
@@ -165,8 +176,8 @@ def _read_checkpoints(directory: Path, report: Report) -> list[tuple[note.Checkp
         try:
             text = path.read_text()
             checkpoint = note.parse_checkpoint(note.parse_note(text)[0])
-        except (note.NoteError, UnicodeDecodeError) as exc:
-            report.add("checkpoint", None, f"point de contrôle checkpoints/{path.name} illisible : {exc}")
+        except (note.NoteError, UnicodeDecodeError, OSError) as exc:
+            report.add("checkpoint", None, f"point de contrôle checkpoints/{path.name} illisible : {_why(exc)}")
             continue
         if path.name != str(checkpoint.size):
             report.add("checkpoint", checkpoint.size,
@@ -177,14 +188,16 @@ def _read_checkpoints(directory: Path, report: Report) -> list[tuple[note.Checkp
         try:
             text = latest.read_text()
             checkpoint = note.parse_checkpoint(note.parse_note(text)[0])
-        except (note.NoteError, UnicodeDecodeError) as exc:
-            report.add("checkpoint", None, f"fichier checkpoint illisible : {exc}")
+        except (note.NoteError, UnicodeDecodeError, OSError) as exc:
+            report.add("checkpoint", None, f"fichier checkpoint illisible : {_why(exc)}")
         else:
             if found and checkpoint.size < max(found):
                 report.add("checkpoint", checkpoint.size, "le fichier checkpoint n'est pas le plus récent")
             if checkpoint.size in found and found[checkpoint.size][1] != text:
                 report.add("checkpoint", checkpoint.size,
                            f"le fichier checkpoint diffère de checkpoints/{checkpoint.size}")
+            if not (directory / "checkpoints" / str(checkpoint.size)).exists():  # the export writes both
+                report.add("export", None, f"checkpoints/{checkpoint.size} absent (le fichier checkpoint en est la copie)")
             found.setdefault(checkpoint.size, (checkpoint, text))
     elif found:
         report.add("export", None, "fichier checkpoint absent")
