@@ -12,6 +12,8 @@ import pytest
 from gateway.cli.main import main
 from gateway.storage import Store
 from tests.test_consent_store import ADULT, PLANS
+from tests.test_dmp_cli import PLAN as DMP_PLAN
+from tests.test_dmp_cli import configured  # noqa: F401 (a fixture: a sandbox DMP holding one document)
 
 TENANT = ["--tenant", "plateforme-a"]
 
@@ -218,3 +220,22 @@ def test_audit_verify_fails_when_the_newest_checkpoint_is_missing_from_checkpoin
     (exported / "checkpoints" / newest).unlink()
     code, _, err = run(capsys, "audit", "verify", str(exported))
     assert code == 1 and f"checkpoints/{newest} absent" in err
+
+
+# ------------------------------------------------------------------ files written by a command
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-parent"])
+def test_mss_pack_to_an_unwritable_place_names_the_file(capsys, tmp_path, where):
+    from tests.test_cli import PLANS as FIXTURES, TODAY
+
+    out = tmp_path if where == "directory" else tmp_path / "absent" / "paquet.zip"
+    code, _, err = run(capsys, "mss", "pack", "--plan", str(FIXTURES[0]), "--today", TODAY, "--out", str(out))
+    assert code == 1 and err.startswith(f"{out} : fichier impossible à écrire")
+
+
+def test_dmp_retrieve_to_a_directory_names_the_file(capsys, tmp_path, configured):
+    url, sub = configured
+    code, _, err = run(capsys, "dmp", "retrieve", DMP_PLAN.person.local_id, sub.unique_id, *TENANT,
+                       "--database", url, "--out", str(tmp_path))
+    assert code == 1 and err.startswith(f"{tmp_path} : fichier impossible à écrire")

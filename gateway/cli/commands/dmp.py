@@ -125,7 +125,11 @@ def run_retrieve(args) -> int:
             err(f"document {args.unique_id} introuvable dans le DMP")
             return NOT_FOUND
         document = connector.retrieve(patient, entries[0].repository_unique_id, args.unique_id)
-        Path(args.out).write_bytes(document.content)
+        try:
+            Path(args.out).write_bytes(document.content)
+        except OSError as exc:
+            err(f"{args.out} : fichier impossible à écrire ({exc.strerror or type(exc).__name__})")
+            return INVALID
         print(f"{args.out} : {len(document.content)} octets ({document.mime_type})")
         return OK
 

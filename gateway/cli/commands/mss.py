@@ -56,7 +56,11 @@ def run_pack(args) -> int:
     except ValueError as exc:
         err(str(exc))
         return 2
-    Path(args.out).write_bytes(packed.archive)
+    try:
+        Path(args.out).write_bytes(packed.archive)
+    except OSError as exc:
+        err(f"{args.out} : fichier impossible à écrire ({exc.strerror or type(exc).__name__})")
+        return INVALID
     print(f"{args.out} : paquet IHE XDM écrit ({len(packed.archive)} octets, document {packed.document_id})")
     return 0
 
