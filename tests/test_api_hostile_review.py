@@ -61,3 +61,18 @@ def test_a_rejection_with_a_text_reason_or_none_is_recorded(api, raw):
     response = client.post(f"/inbound/{inbound_id}/$reject", content=raw, headers=headers)
     assert response.status_code == 200, response.text
     assert client.get(f"/inbound/{inbound_id}", headers=headers).json()["status"] == "rejected"
+
+
+# A lone surrogate is a valid JSON escape but no Unicode character: the activity's re-encoding
+# failed on it with a 500.
+@pytest.mark.parametrize("raw", [b'{"activities": [{"id": "n\\ud800"}]}', b'[{"id": "n1", "code": "\\udfff"}]',
+                                 b'"\\ud800"'], ids=["in-a-list", "bare-list", "bare-string"])
+def test_an_activity_with_a_lone_surrogate_is_refused_naming_the_item(api, store, raw):
+    client, headers, person, _ = api
+    before = snapshot(store)
+    response = client.post(f"/persons/{person}/activity", content=raw, headers=headers)
+    body = assert_problem(response, 422, "invalid-activity")
+    assert [(e["location"], e["rule"]) for e in body["errors"]] == [
+        ("$.activities[0]" if raw.startswith(b"{") else "$[0]" if raw.startswith(b"[") else "$",
+         "activity-not-unicode")]
+    assert snapshot(store) == before

@@ -102,6 +102,10 @@ def parse_payload(payload: object) -> tuple[list[tuple[str, dict]], list[Problem
 def _validated(path: str, item: object) -> tuple[ActivityInput | None, list[Problem]]:
     try:
         data = orjson.dumps(item, default=str)
+    except orjson.JSONEncodeError:  # a lone surrogate (JSON escape \ud800…): no Unicode character
+        return None, [_problem(path, "activity-not-unicode", "texte hors Unicode (substitut isolé \\ud800-\\udfff)",
+                               "text outside Unicode (lone surrogate)")]
+    try:
         return ActivityInput.model_validate_json(data, strict=True), []
     except ValidationError as exc:
         return None, [p.model_copy(update={"location": path + p.location[1:], "source": SOURCE})
