@@ -76,3 +76,16 @@ def test_an_activity_with_a_lone_surrogate_is_refused_naming_the_item(api, store
         ("$.activities[0]" if raw.startswith(b"{") else "$[0]" if raw.startswith(b"[") else "$",
          "activity-not-unicode")]
     assert snapshot(store) == before
+
+
+# 0001-01-01T00:30+01:00 is a valid date-time whose UTC instant lies before year 1: the storage's
+# conversion to UTC overflowed inside SQLAlchemy (a StatementError, not a DataError) and
+# answered a 500.
+def test_an_information_date_before_year_one_in_utc_is_a_400_problem(api, store):
+    client, headers, person, _ = api
+    before = snapshot(store)
+    body = {"informed_at": "0001-01-01T00:30:00+01:00", "method": "oral", "informed_by": "P1",
+            "notice_version": "v1", "topics": ["care-team-sharing"]}
+    response = client.post(f"/persons/{person}/information", content=json.dumps(body), headers=headers)
+    assert_problem(response, 400, "invalid-request")
+    assert snapshot(store) == before

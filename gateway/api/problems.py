@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.logs import get_logger
@@ -138,6 +138,14 @@ async def _out_of_range(request: Request, exc: Exception):
         "ou caractère NUL)"), request)
 
 
+async def _statement(request: Request, exc: StatementError):
+    # A value SQLAlchemy failed to convert while binding it (an aware date-time of year 1 moved
+    # to UTC overflows): the caller's value, as when the overflow happens before the database.
+    if isinstance(exc.orig, OverflowError):
+        return await _out_of_range(request, exc.orig)
+    return await _unexpected(request, exc)
+
+
 async def _storage_unavailable(request: Request, exc: Exception):
     # The database is restarting or unreachable: nothing was done, the same request can be
     # sent again (POST /exchanges is idempotent). One log line, no traceback: during an
@@ -170,6 +178,7 @@ HANDLERS = {
     PreconditionRequired: _precondition_required,
     OverflowError: _out_of_range,
     DataError: _out_of_range,
+    StatementError: _statement,  # its subclasses DataError, OperationalError… keep their own
     OperationalError: _storage_unavailable,  # connection lost or refused, server shutting down
     InterfaceError: _storage_unavailable,  # connection already closed under the request
     Exception: _unexpected,
