@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,35 @@ def test_dmp_retrieve_to_a_directory_names_the_file(capsys, tmp_path, configured
     code, _, err = run(capsys, "dmp", "retrieve", DMP_PLAN.person.local_id, sub.unique_id, *TENANT,
                        "--database", url, "--out", str(tmp_path))
     assert code == 1 and err.startswith(f"{tmp_path} : fichier impossible à écrire")
+
+
+# ------------------------------------------------------------------ endless or huge input files
+
+
+def _limited_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a whole /dev/zero would not fit
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan", "validate"],
+    ["fhir", "validate"],
+    ["fhir", "import"],
+    ["fhir", "export", "--plan"],
+    ["cda", "export", "--plan"],
+    ["cda", "import"],
+    ["mss", "unpack", "--out", "/nonexistent-relais-out"],
+])
+def test_an_endless_input_file_is_refused_without_being_read_whole(argv, tmp_path):
+    import subprocess
+    import sys
+
+    endless = "/dev/zero"
+    cmd = [sys.executable, "-m", "gateway.cli.main", *argv[:2], endless, *argv[2:]] if argv[-1] != "--plan" \
+        else [sys.executable, "-m", "gateway.cli.main", *argv, endless]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=_limited_memory,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and endless in output and "trop volumineu" in output

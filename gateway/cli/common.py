@@ -39,6 +39,13 @@ class DatabaseUrlError(Exception):
     """--database (or RELAIS_DATABASE_URL) names no database Relais can open."""
 
 
+def read_input(path: str, limit: int) -> bytes:
+    """An input file's bytes, at most `limit` + 1 of them: a larger file (10 GB, /dev/zero) is
+    refused by the caller's size check without being read whole into memory."""
+    with open(path, "rb") as file:
+        return file.read(limit + 1)
+
+
 def err(message: str) -> None:
     print(message, file=sys.stderr)
 

@@ -26,7 +26,15 @@ from gateway.activity.planned import planned_vs_delivered
 from gateway.activity.record import ActivityRejected, record_activities
 from gateway.activity.summary import report_lines
 from gateway.activity.tddui import persons_in_bundle, record_bundle
-from gateway.cli.common import INVALID, USAGE, add_database_option, err, handles_storage_errors, open_store
+from gateway.cli.common import (
+    INVALID,
+    USAGE,
+    add_database_option,
+    err,
+    handles_storage_errors,
+    open_store,
+    read_input,
+)
 from gateway.plans import JsonInputError, loads_strict
 from gateway.settings import settings
 
@@ -124,7 +132,7 @@ def run_import(args) -> int:
     status = 0
     for path in args.files:
         try:
-            document = loads_strict(Path(path).read_bytes(), max_bytes=settings().max_body_bytes)
+            document = loads_strict(read_input(path, settings().max_body_bytes), max_bytes=settings().max_body_bytes)
         except (OSError, JsonInputError) as exc:
             print(f"{path}: $: [file-unreadable] fichier illisible ({getattr(exc, 'strerror', None) or exc})")
             status = INVALID

@@ -9,9 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 
-from gateway.cli.common import INVALID, err
+from gateway.cli.common import INVALID, err, read_input
 from gateway.model import Plan, Problem, Severity
 from gateway.plans import validate_plan, validate_plan_json
 from gateway.settings import settings
@@ -61,7 +60,7 @@ def now_of(args) -> dt.datetime:
 def read_plan(args) -> Plan | None:
     """The plan of `--plan`, strictly validated; problems printed on stderr."""
     try:
-        raw = Path(args.plan).read_bytes()
+        raw = read_input(args.plan, settings().max_body_bytes)
     except OSError as exc:
         err(f"{args.plan} : fichier illisible ({exc.strerror or type(exc).__name__})")
         return None
@@ -75,7 +74,9 @@ def read_plan(args) -> Plan | None:
 
 def _read(path: str) -> bytes | None:
     try:
-        return Path(path).read_bytes()
+        from mappings.cda.xmlsafe import MAX_BYTES
+
+        return read_input(path, MAX_BYTES)
     except OSError as exc:
         err(f"{path} : fichier illisible ({exc.strerror or type(exc).__name__})")
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from pathlib import Path
 
 import orjson
 
@@ -22,6 +21,7 @@ from gateway.cli.common import (
     err,
     handles_storage_errors,
     open_store,
+    read_input,
 )
 from gateway.consent.fhir_common import FhirInputError
 from gateway.consent.fhir_consent import consent_full_url
@@ -136,7 +136,7 @@ def _outbox_hook(store):
 
 
 def _read(path: str) -> dict:
-    return loads_object(Path(path).read_bytes(), max_bytes=settings().max_body_bytes)
+    return loads_object(read_input(path, settings().max_body_bytes), max_bytes=settings().max_body_bytes)
 
 
 def _consents_in(document: dict) -> list[dict]:

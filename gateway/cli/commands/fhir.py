@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from pathlib import Path
 
 import orjson
 
-from gateway.cli.common import INVALID, OK
+from gateway.cli.common import INVALID, OK, read_input
 from gateway.model import Problem, Severity
 from gateway.plans import JsonInputError, loads_object, validate_plan_json
 from gateway.settings import settings
@@ -47,7 +46,7 @@ def _now() -> dt.datetime:
 
 def _read_json(path: str) -> tuple[dict | None, list[Problem]]:
     try:
-        raw = Path(path).read_bytes()
+        raw = read_input(path, settings().max_body_bytes)
     except OSError as exc:
         return None, [Problem(location="$", rule="file-unreadable", source="relais-cli",
                               message=f"fichier illisible ({exc.strerror or type(exc).__name__})")]
@@ -59,7 +58,7 @@ def _read_json(path: str) -> tuple[dict | None, list[Problem]]:
 
 def run_export(args) -> int:
     try:
-        raw = Path(args.plan).read_bytes()
+        raw = read_input(args.plan, settings().max_body_bytes)
     except OSError as exc:
         print(f"{args.plan}: fichier illisible ({exc.strerror})")
         return INVALID

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.commands.cda import add_plan_options, now_of, read_plan
-from gateway.cli.common import INVALID, NOT_FOUND, UNAVAILABLE, err
+from gateway.cli.common import INVALID, NOT_FOUND, UNAVAILABLE, err, read_input
 from gateway.settings import settings
 
 
@@ -66,11 +66,11 @@ def run_pack(args) -> int:
 
 
 def run_unpack(args) -> int:
-    from connectors.mss import xdm
+    from connectors.mss import xdm, zipsafe
     from gateway.model import Severity
 
     try:
-        data = Path(args.file).read_bytes()
+        data = read_input(args.file, zipsafe.MAX_ARCHIVE_BYTES)
     except OSError as exc:
         err(f"{args.file} : fichier illisible ({exc.strerror or type(exc).__name__})")
         return INVALID

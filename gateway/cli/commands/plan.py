@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from pathlib import Path
 
-from gateway.cli.common import INVALID, add_database_option, err, handles_storage_errors, open_store
+from gateway.cli.common import INVALID, add_database_option, err, handles_storage_errors, open_store, read_input
 from gateway.model import Problem, Severity
 from gateway.plans import validate_plan_json
 from gateway.settings import settings
@@ -50,7 +49,7 @@ def _version(text: str) -> int:
 
 def _check(path: str, today: dt.date) -> tuple[object, list[Problem]]:
     try:
-        raw = Path(path).read_bytes()
+        raw = read_input(path, settings().max_body_bytes)
     except OSError as exc:
         return None, [Problem(location="$", rule="file-unreadable",
                               message=f"fichier illisible ({exc.strerror or type(exc).__name__})",
