@@ -272,3 +272,21 @@ def test_an_endless_input_file_is_refused_without_being_read_whole(argv, tmp_pat
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output and endless in output and "trop volumineu" in output
+
+
+@pytest.mark.parametrize("where", ["keys/00000000.vkey", "checkpoints/99", "--since"])
+def test_audit_verify_refuses_an_endless_note_or_key_without_reading_it_whole(exported, where):
+    import subprocess
+    import sys
+
+    extra = []
+    if where == "--since":
+        extra = ["--since", "/dev/zero"]
+    else:
+        (exported / where).symlink_to("/dev/zero")
+    done = subprocess.run([sys.executable, "-m", "gateway.audit.verify", str(exported), *extra],
+                          capture_output=True, text=True, timeout=120, preexec_fn=_limited_memory,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and "trop volumineux" in output

@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover
 KEY_ACTIONS = ("audit.key.created", "audit.key.rotated")
 SYSTEM_TENANT = "system"
 MAX_SHOWN = 20
+MAX_NOTE = 64 * 1024  # a checkpoint with note.MAX_SIGNATURES signatures is under 8 KiB
 
 
 @dataclass
@@ -142,6 +143,16 @@ def _read_entries(directory: Path, report: Report):
     return lines, leaves, introductions
 
 
+def _read_small(path: Path) -> str:
+    """A signed note or key file (a few hundred bytes; MAX_NOTE at most): a larger or endless
+    one (a symlink to /dev/zero in a hostile export) is refused without being read whole."""
+    with path.open() as file:
+        text = file.read(MAX_NOTE + 1)
+    if len(text) > MAX_NOTE:
+        raise note.NoteError(f"fichier trop volumineux (plus de {MAX_NOTE} caractères)")
+    return text
+
+
 def _why(exc: Exception) -> str:
     """French reason; an OS error by its short name only (not its English sentence and path)."""
     if isinstance(exc, OSError):
@@ -159,7 +170,7 @@ def _read_keys(directory: Path, report: Report) -> dict[tuple[str, bytes], note.
     out = {}
     for path in sorted((directory / "keys").glob("*.vkey")):
         try:
-            verifier = note.parse_vkey(path.read_text())
+            verifier = note.parse_vkey(_read_small(path))
         except (note.NoteError, UnicodeDecodeError, OSError) as exc:
             report.add("key", None, f"keys/{path.name} : {_why(exc)}")
             continue
@@ -174,7 +185,7 @@ def _read_checkpoints(directory: Path, report: Report) -> list[tuple[note.Checkp
     paths = sorted((directory / "checkpoints").glob("*")) if (directory / "checkpoints").is_dir() else []
     for path in paths:
         try:
-            text = path.read_text()
+            text = _read_small(path)
             checkpoint = note.parse_checkpoint(note.parse_note(text)[0])
         except (note.NoteError, UnicodeDecodeError, OSError) as exc:
             report.add("checkpoint", None, f"point de contrôle checkpoints/{path.name} illisible : {_why(exc)}")
@@ -186,7 +197,7 @@ def _read_checkpoints(directory: Path, report: Report) -> list[tuple[note.Checkp
     latest = directory / "checkpoint"
     if latest.is_file():
         try:
-            text = latest.read_text()
+            text = _read_small(latest)
             checkpoint = note.parse_checkpoint(note.parse_note(text)[0])
         except (note.NoteError, UnicodeDecodeError, OSError) as exc:
             report.add("checkpoint", None, f"fichier checkpoint illisible : {_why(exc)}")
@@ -404,7 +415,7 @@ def _check_bundles(directory: Path, lines: list[bytes], size: int, report: Repor
 
 def _check_retained(path: str, computed: _Tree, verifiers, trusted_ids, report: Report) -> None:
     try:
-        text = Path(path).read_text()
+        text = _read_small(Path(path))
         opened = note.open_note(text, verifiers)
         kept = note.parse_checkpoint(opened.text)
     except (OSError, note.NoteError, UnicodeDecodeError) as exc:
