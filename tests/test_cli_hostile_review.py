@@ -290,3 +290,18 @@ def test_audit_verify_refuses_an_endless_note_or_key_without_reading_it_whole(ex
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output and "trop volumineux" in output
+
+
+@pytest.mark.parametrize("kind", ["0", "entries"])
+def test_audit_verify_refuses_a_huge_tile_without_reading_it_whole(exported, kind):
+    import subprocess
+    import sys
+
+    tile = next(p for p in (exported / "tile" / kind).rglob("*") if p.is_file())
+    os.truncate(tile, 8 << 30)  # sparse: 8 GB that take no disk
+    done = subprocess.run([sys.executable, "-m", "gateway.audit.verify", str(exported)],
+                          capture_output=True, text=True, timeout=120, preexec_fn=_limited_memory,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and "ÉCHEC de la vérification" in output

@@ -153,6 +153,12 @@ def _read_small(path: Path) -> str:
     return text
 
 
+def _read_at_most(path: Path, size: int) -> bytes:
+    """A tile's bytes, one more than it may hold at most (enough to see it is too long)."""
+    with path.open("rb") as file:
+        return file.read(size + 1)
+
+
 def _why(exc: Exception) -> str:
     """French reason; an OS error by its short name only (not its English sentence and path)."""
     if isinstance(exc, OSError):
@@ -372,7 +378,7 @@ def _claimed_leaves(directory: Path, checkpoints, report: Report) -> list[bytes]
             path = directory / tiles.tile_path(0, n, width)
             if not path.is_file():
                 break
-            parts.append(path.read_bytes())
+            parts.append(_read_at_most(path, width * 32))
         else:
             blob = b"".join(parts)
             if len(blob) == checkpoint.size * 32:
@@ -390,7 +396,7 @@ def _check_tiles(directory: Path, reference: _Tree, size: int, report: Report) -
             if not path.is_file():
                 report.add("tile", None, f"tuile {tiles.tile_path(level, n, width)} absente")
                 return
-            if level and path.read_bytes() != reference.tile(level, n, width):
+            if level and _read_at_most(path, width * 32) != reference.tile(level, n, width):
                 report.add("tile", None, f"tuile {tiles.tile_path(level, n, width)} incohérente")
                 return
 
@@ -401,7 +407,7 @@ def _check_bundles(directory: Path, lines: list[bytes], size: int, report: Repor
         if not path.is_file():
             report.add("tile", None, f"paquet d'entrées {tiles.tile_path('entries', n, width)} absent")
             return
-        data, offset, entries = path.read_bytes(), 0, []
+        data, offset, entries = _read_at_most(path, width * (2 + 0xFFFF)), 0, []
         while offset + 2 <= len(data):
             length = int.from_bytes(data[offset : offset + 2], "big")
             entries.append(data[offset + 2 : offset + 2 + length])
