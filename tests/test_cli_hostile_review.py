@@ -305,3 +305,9 @@ def test_audit_verify_refuses_a_huge_tile_without_reading_it_whole(exported, kin
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output and "ÉCHEC de la vérification" in output
+
+
+@pytest.mark.parametrize("label", ["", "x" * 201])
+def test_tenant_key_with_an_impossible_label_is_refused_in_french(capsys, db, label):
+    code, out, err = run(capsys, "tenant", "key", "plateforme-a", "--label", label, "--database", db)
+    assert code == 1 and out == "" and err.strip() == "le libellé de la clé doit compter de 1 à 200 caractères"

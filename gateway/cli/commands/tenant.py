@@ -43,7 +43,11 @@ def run_create(args) -> int:
 @handles_storage_errors
 def run_key(args) -> int:
     store = open_store(args)
-    key, token = store.create_api_key(args.slug, args.label)
+    try:
+        key, token = store.create_api_key(args.slug, args.label)
+    except ValueError as exc:
+        err(str(exc))
+        return 1
     err(f"clé {key.key_id} créée pour {args.slug} ; conservez-la, elle ne sera plus affichée :")
     print(token)
     return 0
