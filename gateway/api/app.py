@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.api.middleware import AccessLog, BodyLimit
-from gateway.api.problems import HANDLERS
+from gateway.api.problems import HANDLERS, ApiProblem
 from gateway.api.routers import meta, nomenclature, plans
 from gateway.api.routers import consents
 from gateway.api.routers import fhir
@@ -62,7 +62,11 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
     app.include_router(exchanges.router)
     app.include_router(activity.router)
     app.include_router(inbound.router)
-    app.mount("/console", console_app(store, config))  # DPO console (server-rendered, French)
+    console = console_app(store, config)
+    # BodyLimit refuses a body streamed without Content-Length while a console form is read:
+    # the console answers that 413 as the API does (it was an unhandled error there, a 500).
+    console.add_exception_handler(ApiProblem, HANDLERS[ApiProblem])
+    app.mount("/console", console)  # DPO console (server-rendered, French)
     _match_first(app, exchanges.router)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AccessLog)
