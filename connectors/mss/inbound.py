@@ -73,9 +73,10 @@ def read_message(received: Received, *, digest: str, exchange_of: Callable[[str]
         return Reading([quarantined(received.message_id, digest, "xdm-no-cda", "aucun document CDA dans l'archive")],
                        IntegrationError("906", "aucun document CDA dans l'archive IHE_XDM.zip"))
     items = []
+    reference = received.message_id or f"sha256:{digest}"  # without Message-ID: the message's own bytes
     for entry in documents:
         ins = entry.ins
-        items.append(Inbound(SYSTEM, KIND_DOCUMENT, f"{received.message_id}#{entry.subset}/{entry.uri}",
+        items.append(Inbound(SYSTEM, KIND_DOCUMENT, f"{reference}#{entry.subset}/{entry.uri}",
                              entry.mime_type, entry.content, {
                                  **base, "document_id": entry.unique_id, "entry_uuid": entry.entry_uuid,
                                  "uri": f"{entry.subset}/{entry.uri}", "type_code": entry.type_code,

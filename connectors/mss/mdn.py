@@ -171,9 +171,20 @@ def _fields(part: Message) -> dict[str, str]:
     elif isinstance(payload, str):
         out.update({k.lower(): v.strip() for k, v in _FIELD.findall(payload)})
     for source in sources:
-        for name, value in source.items():
-            out.setdefault(name.lower(), " ".join(str(value).split()))
+        for name, raw in source.raw_items():
+            value = _read(source, name, raw)
+            if value is not None:
+                out.setdefault(name.lower(), " ".join(value.split()))
     return out
+
+
+def _read(message: Message, name: str, raw: str) -> str | None:
+    """A header's value as the message's policy reads it, or None when the stdlib's header
+    parser fails on a malformed value (IndexError, HeaderParseError… on e.g. `Message-ID: <`)."""
+    try:
+        return str(message.policy.header_fetch_parse(name, raw))
+    except Exception:  # noqa: BLE001 - an unreadable header of an untrusted message: ignored
+        return None
 
 
 def _error_of(fields: dict[str, str]) -> tuple[str, str]:
@@ -190,8 +201,11 @@ def _original_id_from_attachment(received: Received) -> str:
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
-            if isinstance(inner, Message) and inner.get("Message-ID"):
-                return str(inner["Message-ID"]).strip()
+            if isinstance(inner, Message):
+                raw = next((v for n, v in inner.raw_items() if n.lower() == "message-id"), None)
+                found = _read(inner, "Message-ID", raw) if raw is not None else None
+                if found:
+                    return found.strip()
             if isinstance(inner, str):
                 found = re.search(r"^Message-ID:\s*(\S+)", inner, re.IGNORECASE | re.MULTILINE)
                 if found:
@@ -232,7 +246,10 @@ def read_acknowledgement(received: Received) -> Acknowledgement | None:
     if ko:
         original = _original_id_from_attachment(received) or received.in_reply_to
         body = received.message.get_body(("plain",))
-        text = body.get_content() if body is not None else ""
+        try:
+            text = body.get_content() if body is not None else ""
+        except (LookupError, ValueError):  # unknown or malformed charset: read as UTF-8
+            text = (body.get_payload(decode=True) or b"").decode("utf-8", "replace")
         label = re.search(r"Erreur détectée\s*:\s*(.+)", text)
         return Acknowledgement("error-mail", original, ok=False, disposition="error", error_code=ko.group(1),
                                error_text=label.group(1).strip() if label else "")

@@ -38,6 +38,7 @@ SUBJECT_PREFIX = "XDM/1.0/DDM"
 PATIENT_DOMAIN = "patient.mssante.fr"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 _KEY = re.compile(r"^<?(rls-[0-9a-f]{40}(?:-\d+)?)@[^>]+>?$")
+_BREAKS = re.compile(r"[\r\n]+")
 
 
 def message_id_for(key: str, sender: str) -> str:
@@ -159,7 +160,16 @@ class Received:
         return next((a for a in self.attachments if a.filename.upper() == XDM_FILENAME.upper()), None)
 
     def header(self, name: str) -> str:
-        return str(self.message.get(name, "") or "").strip()
+        try:
+            return _one_line(str(self.message.get(name, "") or ""))
+        except Exception:  # noqa: BLE001 - malformed header (e.g. CR/LF in an address): keep nothing of it
+            return ""
+
+
+def _one_line(value: str) -> str:
+    """A header's text on one line: RFC 2047 encoded words may decode to CR/LF, which must never
+    reach a header Relais writes (the acknowledgement's subject, In-Reply-To, MDN fields)."""
+    return _BREAKS.sub(" ", value).strip()
 
 
 class MessageRefused(ValueError):
@@ -172,8 +182,11 @@ class MessageRefused(ValueError):
 def parse(raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_parts: int = 64) -> Received:
     if len(raw) > max_bytes:
         raise MessageRefused("mime-too-large", f"message trop volumineux ({len(raw)} octets, maximum {max_bytes})")
-    message = email.message_from_bytes(raw, policy=policy.default)
-    parts = list(message.walk())
+    try:
+        message = email.message_from_bytes(raw, policy=policy.default)
+        parts = list(message.walk())
+    except RecursionError:  # parts nested thousands deep: the stdlib parser recurses per level
+        raise MessageRefused("mime-too-deep", "imbrication de parties MIME trop profonde") from None
     if len(parts) > max_parts:
         raise MessageRefused("mime-too-many-parts", f"trop de parties MIME ({len(parts)}, maximum {max_parts})")
     attachments, defects = [], [type(d).__name__ for d in message.defects]
@@ -194,7 +207,7 @@ def parse(raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_parts: int = 64
 
     def text(name: str) -> str:
         try:
-            return str(message.get(name, "") or "").strip()
+            return _one_line(str(message.get(name, "") or ""))
         except Exception:  # noqa: BLE001 - malformed header: keep nothing of it
             defects.append(f"BadHeader:{name}")
             return ""

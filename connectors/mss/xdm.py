@@ -314,6 +314,10 @@ def check(package: XdmPackage) -> list[Problem]:
             problems.append(_problem("xdm-uri-missing", "DocumentEntry sans slot URI", where))
             continue
         path = f"{ROOT}/{entry.subset}/{entry.uri}"
+        if path.upper() in referenced:  # before hashing: thousands of entries may name one large file
+            problems.append(_problem("xdm-uri-duplicate", f"le document {entry.uri} est décrit par plusieurs "
+                                     f"DocumentEntry de {METADATA}", where))
+            continue
         referenced.add(path.upper())
         if entry.content is None:
             problems.append(_problem("xdm-document-missing", f"le document {entry.uri} annoncé par "

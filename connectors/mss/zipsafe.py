@@ -6,7 +6,8 @@ Refused (rule id, French reason): too large, too many members, compression ratio
 "zip bomb", encrypted members, compression methods other than stored/deflate, names that are
 absolute, contain `..`, a backslash, a drive letter, control or non-ASCII characters, or that
 repeat (case-insensitively: the XDM medium is FAT-like), symbolic links and special files
-(devices, FIFOs, sockets), nested archives, and declared sizes that the data contradicts.
+(devices, FIFOs, sockets), nested archives, a name that is both a file and a folder, and
+declared sizes that the data contradicts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
@@ -88,7 +90,7 @@ def read_archive(data: bytes, limits: Limits = Limits()) -> list[Member]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as exc:
         raise ArchiveRefused("zip-unreadable", f"archive ZIP illisible ({exc})") from None
     if len(infos) > limits.members:
         raise ArchiveRefused("zip-too-many-members", f"trop de fichiers dans l'archive ({len(infos)}, "
@@ -118,6 +120,13 @@ def read_archive(data: bytes, limits: Limits = Limits()) -> list[Member]:
             raise ArchiveRefused("zip-directory-with-data", f"répertoire avec contenu « {name} »", name)
         declared += info.file_size
         _check_ratio(name, info.file_size, info.compress_size, limits)
+    files = {i.filename.upper() for i in infos if not i.is_dir()}
+    for info in infos:  # `A` and `A/B`: extraction would write A, then fail on the folder A
+        parts = info.filename.rstrip("/").split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]).upper() in files:
+                raise ArchiveRefused("zip-name-file-and-folder", f"« {'/'.join(parts[:depth])} » est à la fois "
+                                     "un fichier et un répertoire de l'archive", info.filename)
     if declared > limits.total_bytes:
         raise ArchiveRefused("zip-total-too-large", f"contenu décompressé trop volumineux ({declared} "
                              f"octets annoncés, maximum {limits.total_bytes})")
@@ -133,7 +142,7 @@ def read_archive(data: bytes, limits: Limits = Limits()) -> list[Member]:
             with archive.open(info) as stream:
                 content = stream.read(budget + 1)
                 extra = stream.read(1) if len(content) <= budget else b""
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError, zlib.error) as exc:
             raise ArchiveRefused("zip-corrupt-member", f"fichier corrompu « {info.filename} » ({exc})",
                                  info.filename) from None
         if len(content) > budget or extra:

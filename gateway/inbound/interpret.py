@@ -117,6 +117,9 @@ def nde_event(item: Inbound) -> Interpretation:
         for ident in contained.get("identifier") or []:
             system = str(ident.get("system", ""))
             if system.removeprefix("urn:oid:") in INS_OIDS and ident.get("value"):
+                if not isinstance(ident["value"], str):
+                    raise Unreadable("notification illisible : INS non textuelle "
+                                     "(contained.Patient.identifier.value)")
                 identifiers.append(("ins", ident["value"]))
     event = next((e.get("valueCoding") for e in resource.get("extension") or []
                   if str(e.get("url", "")).endswith("/EventType")), None) or {}
@@ -139,7 +142,15 @@ def mss_document(item: Inbound) -> Interpretation:
                "remplace": m.get("action") == "C"}
 
     def propose(current) -> dict | None:
-        proposal = read_cda(item.payload, current)
+        try:
+            proposal = read_cda(item.payload, current)
+        except ValueError:  # a date or number the reader quotes (e.g. a birth date): not repeated
+            raise Unreadable("document CDA illisible comme projet : date ou nombre mal formé") from None
+        except Exception as exc:  # noqa: BLE001 - a pure reader of untrusted bytes: its failure is the document's
+            # e.g. an evaluation item without code or value (mappings/cda/import_.py `_entry`):
+            # quarantined, not a traceback out of the recording transaction.
+            raise Unreadable(f"document CDA illisible comme projet : structure inattendue "
+                             f"({type(exc).__name__})") from None
         if proposal.plan is None:
             raise Unreadable("document CDA illisible comme projet : "
                              + "; ".join(p.message for p in proposal.problems[:2]))
@@ -186,4 +197,9 @@ def interpret(item: Inbound) -> Interpretation:
     handler = HANDLERS.get(item.kind)
     if handler is None:
         raise Unreadable(f"type de message reçu non pris en charge : {item.kind}")
-    return handler(item)
+    try:
+        return handler(item)
+    except (AttributeError, TypeError) as exc:
+        # A peer's well-formed JSON of the wrong shape (a string where a list or an object is
+        # expected…): quarantined, not a traceback out of the recording transaction.
+        raise Unreadable(f"contenu reçu de structure inattendue ({item.kind}, {type(exc).__name__})") from None

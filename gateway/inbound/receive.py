@@ -38,6 +38,11 @@ def dedupe_key(item: Inbound) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text holds no NUL, which a peer's Message-ID or error text may carry: U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _match(conn: Connection, tenant_id: str, identifiers: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     """(local id, reason when unmatched)."""
     for kind, value in identifiers:
@@ -69,6 +74,7 @@ def _acknowledge(conn: Connection, tenant_id: str, key: str, ok: bool, detail: s
     from gateway.delivery.tables import exchanges
 
     X = exchanges.c
+    detail = _storable(detail)
     row = conn.execute(sa.select(exchanges).where(
         X.tenant_id == tenant_id, X.idempotency_key == key)).first()
     if row is None:
@@ -125,7 +131,7 @@ def record(conn: Connection, tenant_id: str, item: Inbound, now: dt.datetime) ->
     item_id = uuid.uuid4().hex
     conn.execute(sa.insert(inbound_items).values(
         id=item_id, tenant_id=tenant_id, system=item.system, kind=item.kind,
-        peer_reference=item.peer_reference[:300], dedupe_key=key, person_local_id=person,
+        peer_reference=_storable(item.peer_reference)[:300], dedupe_key=key, person_local_id=person,
         status=status, summary=json.dumps(summary, ensure_ascii=False, default=str),
         proposal=json.dumps(proposal, ensure_ascii=False) if proposal else None,
         content_type=item.content_type, payload=item.payload, received_at=now))
