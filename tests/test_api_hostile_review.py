@@ -102,3 +102,47 @@ def test_an_oversized_chunked_form_to_the_console_is_a_413_problem(api, store, p
     assert "content-length" not in {k.lower() for k in response.request.headers}
     assert_problem(response, 413, "too-large")
     assert snapshot(store) == before
+
+
+# A message that quotes the caller's own text (a request method, a resource type) held its lone
+# surrogate: the JSON answer could not be encoded in UTF-8, a 500, after the activity had been
+# recorded. The answer now escapes it as the caller did (\ud800), in plain ASCII JSON.
+def _tddui(person: str = "U000001") -> dict:
+    import datetime as dt
+
+    from mappings.fhir.tddui import plan_to_bundle
+    from tests.conftest import make_plan, sample_plan_dict
+
+    return plan_to_bundle(make_plan(sample_plan_dict()), dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+
+
+def test_an_import_warning_quoting_a_lone_surrogate_is_answered_as_json(api):
+    client, headers, _, _ = api
+    bundle = _tddui()
+    bundle["entry"][0]["request"]["url"] = "Organization\ud800"
+    response = client.post("/$import-tddui", content=json.dumps(bundle).encode(), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.content.isascii()
+    problems = {p["location"]: p for p in response.json()["problems"]}
+    assert problems["Bundle.entry[0].request"]["rule"] == "tddui-request"
+    assert "Organization\ud800" in problems["Bundle.entry[0].request"]["message"]
+
+
+def test_an_activity_warning_quoting_a_lone_surrogate_is_answered_as_json(api, store):
+    from tests.test_activity_record import _plan_with_events
+
+    client, headers, _, _ = api
+    plan = _plan_with_events()
+    tenant = store.authenticate(headers["Authorization"].removeprefix("Bearer "))
+    store.put_plan(tenant, plan, if_match=None, actor="test")
+    import datetime as dt
+
+    from mappings.fhir.tddui import plan_to_bundle
+
+    bundle = plan_to_bundle(plan, dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    ignored = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "RelatedPerson")
+    ignored["resource"]["resourceType"] = "RelatedPerson\ud800"
+    response = client.post(f"/persons/{plan.person.local_id}/activity", content=json.dumps(bundle).encode(),
+                           headers={**headers, "Content-Type": "application/fhir+json"})
+    assert response.status_code == 201, response.text
+    assert response.content.isascii() and response.json()["created"] == 3

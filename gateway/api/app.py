@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.api.middleware import AccessLog, BodyLimit
-from gateway.api.problems import HANDLERS, ApiProblem
+from gateway.api.problems import HANDLERS, ApiProblem, EscapedJSONResponse
 from gateway.api.routers import meta, nomenclature, plans
 from gateway.api.routers import consents
 from gateway.api.routers import fhir
@@ -46,6 +46,7 @@ def create_app(store: Store | None = None, config: Settings | None = None) -> Fa
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=_lifespan,
+        default_response_class=EscapedJSONResponse,  # messages may quote a caller's lone surrogate
     )
     app.state.store = store
     app.state.settings = config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from fastapi import Request
@@ -42,6 +43,18 @@ KINDS: dict[str, tuple[int, str]] = {
 }
 
 
+class EscapedJSONResponse(JSONResponse):
+    """JSON that still answers when a string holds a lone surrogate: the caller's own escape
+    (\\ud800…, valid JSON but no character), quoted back in a message, cannot be UTF-8. It is
+    escaped again, the whole answer in ASCII JSON; any other answer is the same bytes."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class ApiProblem(Exception):
     def __init__(
         self,
@@ -72,7 +85,7 @@ def problem_response(problem: ApiProblem, request: Request | None = None) -> JSO
     if problem.errors:
         body["errors"] = [p.model_dump(mode="json") for p in problem.errors]
     body.update(problem.extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=problem.headers)
+    return EscapedJSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=problem.headers)
 
 
 async def _api_problem(request: Request, exc: ApiProblem):

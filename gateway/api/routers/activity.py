@@ -23,7 +23,7 @@ from gateway.activity.planned import planned_vs_delivered
 from gateway.activity.record import ActivityRejected, record_activities
 from gateway.activity.tddui import record_bundle
 from gateway.api.deps import get_store, get_tenant
-from gateway.api.problems import MEDIA_TYPE, ApiProblem
+from gateway.api.problems import MEDIA_TYPE, ApiProblem, EscapedJSONResponse
 from gateway.api.schemas import json_body
 from gateway.logs import get_logger
 from gateway.model import Problem, json_path
@@ -64,7 +64,7 @@ def _rejected(request: Request, exc: ActivityRejected) -> JSONResponse:
     body = {"type": "/problems/invalid-activity", "title": "Activité refusée", "status": 422,
             "detail": f"{len(errors)} problème(s) : rien n'a été enregistré", "instance": request.url.path,
             "errors": [p.model_dump(mode="json") for p in exc.problems]}
-    return JSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
+    return EscapedJSONResponse(body, status_code=422, media_type=MEDIA_TYPE)
 
 
 @router.post("/persons/{person_id}/activity", openapi_extra=ACTIVITY_BODY,

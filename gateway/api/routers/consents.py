@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import get_store, get_tenant
-from gateway.api.problems import MEDIA_TYPE, ApiProblem
+from gateway.api.problems import MEDIA_TYPE, ApiProblem, EscapedJSONResponse
 from gateway.api.schemas import json_body
 from gateway.consent.fhir_common import FhirInputError
 from gateway.consent.fhir_consent import consent_full_url
@@ -47,7 +47,7 @@ def _problem(request: Request, kind: str, status: int, title: str, detail: str,
              errors: list[Problem]) -> JSONResponse:
     body = {"type": f"/problems/{kind}", "title": title, "status": status, "detail": detail,
             "instance": request.url.path, "errors": [p.model_dump(mode="json") for p in errors]}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return EscapedJSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
 def _invalid(request: Request, exc: FhirInputError, what: str) -> JSONResponse:
