@@ -311,3 +311,17 @@ def test_audit_verify_refuses_a_huge_tile_without_reading_it_whole(exported, kin
 def test_tenant_key_with_an_impossible_label_is_refused_in_french(capsys, db, label):
     code, out, err = run(capsys, "tenant", "key", "plateforme-a", "--label", label, "--database", db)
     assert code == 1 and out == "" and err.strip() == "le libellé de la clé doit compter de 1 à 200 caractères"
+
+
+# ------------------------------------------------------------------ serve
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535(capsys, port):
+    code, _, err = run(capsys, "serve", "--port", port)
+    assert code == 2 and f"argument --port : valeur invalide : '{port}'" in err
+
+
+def test_serve_with_an_unusable_database_url_is_a_usage_error(capsys):
+    code, out, err = run(capsys, "serve", "--database", "garbage://")
+    assert code == 2 and "base de données non prise en charge : garbage" in err and "écoute" not in out
