@@ -325,3 +325,8 @@ def test_serve_refuses_a_port_outside_1_to_65535(capsys, port):
 def test_serve_with_an_unusable_database_url_is_a_usage_error(capsys):
     code, out, err = run(capsys, "serve", "--database", "garbage://")
     assert code == 2 and "base de données non prise en charge : garbage" in err and "écoute" not in out
+
+
+def test_demo_with_an_unusable_database_url_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "demo", "--database", "garbage://")
+    assert code == 2 and "base de données non prise en charge : garbage" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gateway.cli.common import add_database_option
+from gateway.cli.common import USAGE, add_database_option, err
 from gateway.settings import settings
 
 DEMO_DB = Path("var/demo.db")
@@ -23,8 +23,15 @@ def register(sub) -> None:
 def run(args) -> int:
     from gateway import demo, logs
 
+    from gateway.storage.engine import normalise_url
+
     config = settings()
     if args.database:
+        try:
+            normalise_url(args.database)
+        except ValueError as exc:  # unreadable or unsupported URL (French reason, no password)
+            err(str(exc))
+            return USAGE
         config = config.model_copy(update={"database_url": args.database})
     else:
         # The demo tells one story from the start: it gets a fresh SQLite base of its own.
