@@ -251,27 +251,28 @@ def _limited_memory():
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a whole /dev/zero would not fit
 
 
+ENDLESS = "/dev/zero"
+
+
 @pytest.mark.parametrize("argv", [
-    ["plan", "validate"],
-    ["fhir", "validate"],
-    ["fhir", "import"],
-    ["fhir", "export", "--plan"],
-    ["cda", "export", "--plan"],
-    ["cda", "import"],
-    ["mss", "unpack", "--out", "/nonexistent-relais-out"],
+    ["plan", "validate", ENDLESS],
+    ["fhir", "validate", ENDLESS],
+    ["fhir", "import", ENDLESS],
+    ["fhir", "export", "--plan", ENDLESS],
+    ["cda", "export", "--plan", ENDLESS],
+    ["cda", "import", ENDLESS],
+    ["mss", "unpack", ENDLESS, "--out", "/nonexistent-relais-out"],
 ])
 def test_an_endless_input_file_is_refused_without_being_read_whole(argv, tmp_path):
     import subprocess
     import sys
 
-    endless = "/dev/zero"
-    cmd = [sys.executable, "-m", "gateway.cli.main", *argv[:2], endless, *argv[2:]] if argv[-1] != "--plan" \
-        else [sys.executable, "-m", "gateway.cli.main", *argv, endless]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=_limited_memory,
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    done = subprocess.run([sys.executable, "-m", "gateway.cli.main", *argv], capture_output=True, text=True,
+                          timeout=120, preexec_fn=_limited_memory, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
-    assert "Traceback" not in output and endless in output and "trop volumineu" in output
+    assert "Traceback" not in output and ENDLESS in output and "trop volumineu" in output
 
 
 @pytest.mark.parametrize("where", ["keys/00000000.vkey", "checkpoints/99", "--since"])
