@@ -70,8 +70,15 @@ def _subject(original: Received, error: IntegrationError | None) -> str:
     return f"{KO_PREFIX}[{error.code}] {subject}" if error else subject
 
 
-def _original(original: Received) -> MIMEMessage:
-    return MIMEMessage(email.message_from_bytes(original.raw, policy=policy.compat32), "rfc822")
+def _original(original: Received) -> Message:
+    message = email.message_from_bytes(original.raw, policy=policy.compat32)
+    try:
+        message.as_bytes(policy=policy.SMTP)  # as the report writes it
+    except Exception:  # noqa: BLE001 - e.g. a multipart without boundary holding 8-bit text: the
+        # stdlib cannot write it back; its header block is returned instead (RFC 6522 §3)
+        head = re.split(rb"\r?\n\r?\n", original.raw, maxsplit=1)[0].decode("utf-8", "replace")
+        return MIMEText(head + "\n", "rfc822-headers", "utf-8")
+    return MIMEMessage(message, "rfc822")
 
 
 def _envelope(message: Message, *, sender: str, to: str, subject: str, original: Received, now: dt.datetime,
@@ -85,6 +92,12 @@ def _envelope(message: Message, *, sender: str, to: str, subject: str, original:
         message["In-Reply-To"] = original.message_id
         message["References"] = original.message_id
     message["Auto-Submitted"] = "auto-replied"  # RFC 3834: never answered automatically
+
+
+def _ascii(text: str) -> str:
+    """The MDN's fields are written as ASCII (RFC 8098 §3.1): a received value that is not is
+    kept with `?` for what is not (else `as_bytes` fails)."""
+    return text.encode("ascii", "replace").decode("ascii")
 
 
 def build_mdn(original: Received, *, mailbox: str, error: IntegrationError | None, now: dt.datetime,
@@ -104,10 +117,10 @@ def build_mdn(original: Received, *, mailbox: str, error: IntegrationError | Non
     fields["Reporting-UA"] = reporting_ua
     original_recipient = original.header("Original-Recipient")
     if original_recipient:
-        fields["Original-Recipient"] = original_recipient
+        fields["Original-Recipient"] = _ascii(original_recipient)
     fields["Final-Recipient"] = f"rfc822;{mailbox}"
     if original.message_id:
-        fields["Original-Message-ID"] = original.message_id
+        fields["Original-Message-ID"] = _ascii(original.message_id)
     fields["Disposition"] = ("automatic-action/MDN-sent-automatically; processed/error" if error
                              else "automatic-action/MDN-sent-automatically; processed")
     if error:

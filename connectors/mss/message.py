@@ -38,7 +38,6 @@ SUBJECT_PREFIX = "XDM/1.0/DDM"
 PATIENT_DOMAIN = "patient.mssante.fr"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 _KEY = re.compile(r"^<?(rls-[0-9a-f]{40}(?:-\d+)?)@[^>]+>?$")
-_BREAKS = re.compile(r"[\r\n]+")
 
 
 def message_id_for(key: str, sender: str) -> str:
@@ -167,9 +166,10 @@ class Received:
 
 
 def _one_line(value: str) -> str:
-    """A header's text on one line: RFC 2047 encoded words may decode to CR/LF, which must never
-    reach a header Relais writes (the acknowledgement's subject, In-Reply-To, MDN fields)."""
-    return _BREAKS.sub(" ", value).strip()
+    """A header's text on one line: RFC 2047 encoded words may decode to CR/LF (and a raw header
+    may hold \\v, \\x1c… which Python splits lines on), never to reach a header Relais writes (the
+    acknowledgement's subject, In-Reply-To, MDN fields)."""
+    return " ".join(value.splitlines()).strip()
 
 
 class MessageRefused(ValueError):

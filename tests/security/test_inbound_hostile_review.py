@@ -357,3 +357,57 @@ def test_document_entries_pointing_at_one_document_are_an_error_checked_once():
     assert len(package.entries) == 4
     duplicates = [p for p in xdm.check(package) if p.rule == "xdm-uri-duplicate"]
     assert len(duplicates) == 3 and all(p.severity.value == "error" for p in duplicates)
+
+
+ODD_MESSAGE_IDS = {  # a Message-ID is ASCII without line breaks (RFC 5322 §3.6.4); a sender may not care
+    "vertical-tab": b"<a\x0bb@mss.example>",
+    "file-separator": b"<a\x1cb@mss.example>",
+    "latin-1-byte": b"<caf\xe9@mss.example>",
+    "invalid-utf-8": b"<a\xd4b@mss.example>",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_MESSAGE_IDS))
+@pytest.mark.parametrize("build", ["mdn", "error-mail"])
+def test_an_acknowledgement_can_be_built_for_a_message_id_that_is_not_clean_ascii(case, build):
+    """Before: ValueError (a character Python counts as a line break) or UnicodeEncodeError (the
+    MDN's fields are written as ASCII) out of the acknowledgement, hence out of `poll`, and the
+    sender never told."""
+    import datetime as dt
+
+    from connectors.mss.mdn import IntegrationError, build_error_mail, build_mdn
+
+    raw = (b"From: dr@mss.example\r\nTo: plateforme@mss.example\r\nMessage-ID: " + ODD_MESSAGE_IDS[case]
+           + b"\r\nSubject: XDM/1.0/DDM\r\nDisposition-Notification-To: dr@mss.example\r\n\r\nBonjour\r\n")
+    maker = build_mdn if build == "mdn" else build_error_mail
+    built = maker(parse(raw), mailbox="plateforme@mss.example", error=IntegrationError("906"),
+                  now=dt.datetime(2026, 11, 26, 10, tzinfo=dt.UTC), message_id="<ack@mss.example>")
+    assert parse(built).header("In-Reply-To")
+
+
+UNWRITABLE = {  # originals the stdlib parses but cannot write back
+    "multipart-without-boundary-8-bit": (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary\"b\"\r\n\r\n"
+                                         b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBonjour \xc3\xa9\r\n--b--\r\n"),
+    "group-syntax-in-a-report-field": (b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type="
+                                       b"disposition-notification; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: "
+                                       b"message/disposition-notification\r\n\r\nReporting-UA: x\r\nReply-To: "
+                                       b"Disposition: automatic-action/MDN-sent-automatically; processed/error\r\n--b--\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNWRITABLE))
+@pytest.mark.parametrize("build", ["mdn", "error-mail"])
+def test_an_acknowledgement_can_be_built_for_an_original_the_stdlib_cannot_write_back(build, case):
+    """The original is returned whole in the acknowledgement; these cannot be written back by the
+    stdlib (UnicodeEncodeError, AttributeError out of the acknowledgement, hence out of `poll`):
+    their header block is returned instead (text/rfc822-headers, RFC 6522 §3)."""
+    import datetime as dt
+
+    from connectors.mss.mdn import IntegrationError, build_error_mail, build_mdn
+
+    raw = (b"From: dr@mss.example\r\nTo: plateforme@mss.example\r\nMessage-ID: <nb@mss.example>\r\n"
+           b"Subject: XDM/1.0/DDM\r\nDisposition-Notification-To: dr@mss.example\r\n" + UNWRITABLE[case])
+    maker = build_mdn if build == "mdn" else build_error_mail
+    built = maker(parse(raw), mailbox="plateforme@mss.example", error=IntegrationError("906"),
+                  now=dt.datetime(2026, 11, 26, 10, tzinfo=dt.UTC), message_id="<ack@mss.example>")
+    assert b"<nb@mss.example>" in built and b"Bonjour" not in built
