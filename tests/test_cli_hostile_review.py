@@ -331,3 +331,17 @@ def test_serve_with_an_unusable_database_url_is_a_usage_error(capsys):
 def test_demo_with_an_unusable_database_url_is_a_usage_error(capsys):
     code, _, err = run(capsys, "demo", "--database", "garbage://")
     assert code == 2 and "base de données non prise en charge : garbage" in err
+
+
+@pytest.mark.parametrize("dates", [["--from", "0001-01-01", "--to", "0001-01-02"],
+                                   ["--from", "9999-12-31", "--to", "9999-12-31"],
+                                   ["--reference-week", "9999-12-31"]])
+def test_activity_indicators_at_the_ends_of_the_calendar_is_a_usage_error(capsys, db, dates):
+    code, _, err = run(capsys, "activity", "indicators", *TENANT, *dates, "--database", db)
+    assert code == 2 and ("hors limites" in err or "illisible" in err)
+
+
+def test_consent_inform_at_an_instant_before_year_1_in_utc_is_refused(capsys, db):
+    code, _, err = run(capsys, *INFORM, "--by", "dr-x", "--notice", "v1", "--at", "0001-01-01T00:30+01:00",
+                       "--database", db)
+    assert code == 1 and err.startswith("information refusée : --at : ")

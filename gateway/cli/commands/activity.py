@@ -9,6 +9,7 @@ exit 1 when a file is refused (nothing of it is stored).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import sys
 from collections import defaultdict
@@ -41,9 +42,12 @@ from gateway.settings import settings
 
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"date invalide : {text!r} (AAAA-MM-JJ)") from None
+    if not 1900 <= day.year <= 2100:  # the weeks around it must exist (year 1, year 9999 overflow)
+        raise argparse.ArgumentTypeError(f"date hors limites : {text!r} (années 1900 à 2100)")
+    return day
 
 
 def register(sub) -> None:
@@ -168,6 +172,9 @@ def run_indicators(args) -> int:
     except ValueError as exc:
         err(str(exc))
         return USAGE
+    except OverflowError:  # a week at the end of the calendar (9999-12-31)
+        err(f"semaine de référence hors limites : {args.reference_week!r}")
+        return USAGE
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
     result = report(store, tenant, window, reference_week=week, by=args.by, series=args.json)
@@ -190,6 +197,9 @@ def run_dataset(args) -> int:
         week = parse_week(args.reference_week) if args.reference_week else None
     except ValueError as exc:
         err(str(exc))
+        return USAGE
+    except OverflowError:  # a week at the end of the calendar (9999-12-31)
+        err(f"semaine de référence hors limites : {args.reference_week!r}")
         return USAGE
     if not 2000 <= args.year <= 2100:
         err("année hors limites (2000 à 2100)")

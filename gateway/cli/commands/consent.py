@@ -343,7 +343,9 @@ def _information(args) -> InformationInput:
 
     try:
         informed_at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
-    except ValueError:
+        if informed_at.tzinfo is not None:
+            informed_at.astimezone(dt.UTC)  # stored in UTC: 0001-01-01T00:30+01:00 has no such instant
+    except (ValueError, OverflowError):
         raise ValueError("--at : date-heure invalide (attendu ISO 8601 avec fuseau, "
                          "ex. 2026-01-15T09:00:00+01:00)") from None
     try:
