@@ -192,6 +192,27 @@ def test_an_audit_export_that_fails_midway_leaves_nothing_half_written(capsys, a
     assert not [p.name for p in tmp_path.iterdir() if "export" in p.name and p != target]  # no partial copy
 
 
+def test_an_export_failing_while_moved_into_place_removes_only_its_own_files(audit_db, tmp_path, monkeypatch):
+    """DIR existed (empty): when the move into it fails half-way, what the export moved in is
+    taken out again, and a file someone else put in DIR meanwhile stays."""
+    from gateway.audit import export as export_module
+
+    target = tmp_path / "export"
+    target.mkdir()
+    real_rename = Path.rename
+
+    def rename(self, destination):
+        if Path(destination).name == "entries.jsonl":  # after checkpoint(s), keys, tile: mid-way
+            (target / "notes.txt").write_text("autre")
+            raise OSError(28, "No space left on device")
+        return real_rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with Store(audit_db) as store, pytest.raises(export_module.AuditError, match="rien n'a été écrit"):
+        export_module.export(store.engine, target, sign=False)
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+
+
 # ------------------------------------------------------------------ audit verify
 
 

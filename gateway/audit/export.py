@@ -63,24 +63,24 @@ def export(engine: Engine, directory: Path, config: Settings | None = None, *, s
     except OSError as exc:
         raise AuditError(f"le dossier d'export {directory} ne peut pas être créé "
                          f"({exc.strerror or type(exc).__name__})") from None
+    moved: list[Path] = []  # what this export has put into an existing DIR
     try:
         if sign:
             sign_checkpoint(engine, config, actor="cli")
         summary = _export(engine, partial)
         if existing:
             for child in sorted(partial.iterdir()):
-                child.rename(directory / child.name)
+                moved.append(child.rename(directory / child.name))
             partial.rmdir()
         else:
             partial.rename(directory)
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        if existing:  # it was empty: empty it again
-            for child in directory.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+        for child in moved:  # ours alone: whatever else appeared in DIR meanwhile stays
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
         if isinstance(exc, OSError):
             raise AuditError(f"export impossible dans {directory} ({exc.strerror or type(exc).__name__}) : "
                              "rien n'a été écrit") from None
