@@ -54,7 +54,8 @@ class DecisionFile:
 def identifiers(document_reference: dict) -> tuple[str | None, str | None]:
     """(idDecision, idNat_Decision) of an esms-document-reference (sliced on identifier.use)."""
     usual = official = None
-    for ident in document_reference.get("identifier") or []:
+    idents = document_reference.get("identifier") if isinstance(document_reference, dict) else None
+    for ident in idents if isinstance(idents, list) else []:
         if not isinstance(ident, dict):
             continue
         if ident.get("use") == "usual" and usual is None:
@@ -66,9 +67,10 @@ def identifiers(document_reference: dict) -> tuple[str | None, str | None]:
 
 def attachment_bytes(document_reference: dict, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The document carried in content[0].attachment.data (base64), size-checked first."""
-    contents = document_reference.get("content") or []
-    attachment = (contents[0] or {}).get("attachment") if contents and isinstance(contents[0], dict) else None
-    data = (attachment or {}).get("data")
+    contents = document_reference.get("content")
+    content = contents[0] if isinstance(contents, list) and contents else None
+    attachment = content.get("attachment") if isinstance(content, dict) else None
+    data = attachment.get("data") if isinstance(attachment, dict) else None
     if not isinstance(data, str) or not data:
         raise DecisionDocumentError("document absent (content.attachment.data)", "DocumentReference.content")
     if len(data) > (max_bytes * 4) // 3 + 4:
@@ -81,14 +83,21 @@ def attachment_bytes(document_reference: dict, *, max_bytes: int = MAX_DOCUMENT_
 
 
 def decision_file(document_reference: dict) -> DecisionFile:
-    """Check the DocumentReference is a flux 1.4 decision file and parse its CDA."""
-    codes = [c.get("code") for c in (document_reference.get("type") or {}).get("coding") or []
-             if isinstance(c, dict)]
+    """Check the DocumentReference is a flux 1.4 decision file and parse its CDA. A peer's JSON
+    of the wrong shape (a string where an object is expected…) is refused, with its place."""
+    if not isinstance(document_reference, dict):
+        raise DecisionDocumentError("DocumentReference attendu (objet JSON)", "DocumentReference")
+    kind = document_reference.get("type")
+    coding = kind.get("coding") if isinstance(kind, dict) else None
+    codes = [c.get("code") for c in coding if isinstance(c, dict)] if isinstance(coding, list) else []
     if vocab.DOC_DECISION not in codes:
         raise DecisionDocumentError(f"type de document {codes!r} : {vocab.DOC_DECISION} attendu",
                                     "DocumentReference.type")
     usual, official = identifiers(document_reference)
     if not usual:
         raise DecisionDocumentError("idDecision absent (identifier use=usual)", "DocumentReference.identifier")
+    for name, value in (("idDecision", usual), ("idNat_Decision", official)):
+        if value is not None and not isinstance(value, str):
+            raise DecisionDocumentError(f"{name} invalide (texte attendu)", "DocumentReference.identifier")
     document = parse_decision_cda(attachment_bytes(document_reference))
     return DecisionFile(f"DocumentReference/{document_reference.get('id')}", usual, official, document)
