@@ -1,5 +1,6 @@
 """The coordinator's review of what was received: read, apply a proposal (a new plan version,
-guarded by If-Match like any write), or reject it. Nothing changes a plan without this step."""
+guarded by If-Match like any write), or reject it. Nothing changes a plan without this step.
+Each review is one transaction with its audit entry, and an item is reviewed once."""
 
 from __future__ import annotations
 
@@ -99,35 +100,61 @@ def _merge_decisions(plan: Plan, proposal: dict) -> dict:
     return data
 
 
+_NOT_PENDING = "cet élément n'a pas de proposition en attente"
+_REJECTABLE = ("proposed", "unmatched", "recorded")
+_NOT_REJECTABLE = "cet élément ne peut plus être rejeté"
+
+
+def _lock_reviewable(conn, tenant: Tenant, item_id: str, statuses: tuple[str, ...], refusal: str) -> None:
+    """Lock the item's row for this review (PostgreSQL: FOR UPDATE; SQLite: the transaction's
+    write lock) and check it is still in one of `statuses`: a concurrent review that committed
+    first makes this one a Conflict, never a second review of the same item."""
+    status = conn.execute(sa.select(I.status).where(I.tenant_id == tenant.id, I.id == item_id)
+                          .with_for_update()).scalar()
+    if status is None:
+        raise NotFound(f"élément reçu {item_id[:40]!r} introuvable")
+    if status not in statuses:
+        raise Conflict(f"{refusal} (statut : {status})")
+
+
 def apply(store: Store, tenant: Tenant, item_id: str, *, if_match: str | None, actor: str,
           today: dt.date | None = None) -> int:
-    """Apply the proposal as a new plan version; returns the version number."""
+    """Apply the proposal as a new plan version; returns the version number.
+
+    One transaction: the version, the item's "applied" status and its audit entry commit
+    together or not at all, and the item is applied once (a second apply, even a concurrent
+    one, is a Conflict). The proposal is merged onto the version read here: `if_match` (when
+    given) must name it, and without it that version must still be current when written —
+    PreconditionFailed otherwise, never a merge onto a version it did not see."""
     item = get(store, tenant, item_id)
     if item.status != "proposed" or not item.proposal or not item.person:
-        raise Conflict(f"cet élément n'a pas de proposition en attente (statut : {item.status})")
+        raise Conflict(f"{_NOT_PENDING} (statut : {item.status})")
     current = store.get_plan(tenant, item.person)
     plan = Plan.model_validate_json(current.content)
     candidate, problems = validate_plan(merged(plan, item.proposal), today or dt.date.today())
     if candidate is None:
         first = next(p for p in problems if p.severity.value == "error")
         raise Conflict(f"la proposition rendrait le projet invalide : {first.location} {first.message}")
-    result = store.put_plan(tenant, candidate, if_match=if_match or current.etag, actor=actor)
+    # Lock order, as every review: the item, then the person (put_plan), then the audit head.
     with store.transaction() as conn:
+        _lock_reviewable(conn, tenant, item_id, ("proposed",), _NOT_PENDING)
+        result = store.put_plan(tenant, candidate, if_match=if_match or current.etag, actor=actor, conn=conn)
+        version = result.version.version
         conn.execute(sa.update(inbound_items).where(I.tenant_id == tenant.id, I.id == item_id).values(
-            status="applied", reviewed_by=actor, reviewed_at=dt.datetime.now(dt.UTC),
-            applied_version=result.version.version))
+            status="applied", reviewed_by=actor, reviewed_at=dt.datetime.now(dt.UTC), applied_version=version))
         append(conn, AuditEntry(tenant_id=tenant.id, actor=actor, action="inbound.applied",
                                 outcome="success", subject=pseudonym(conn, tenant.id, item.person),
-                                system=item.system,
-                                refs={"inbound": item_id, "version": str(result.version.version)}))
-    return result.version.version
+                                system=item.system, refs={"inbound": item_id, "version": str(version)}))
+    return version
 
 
 def reject(store: Store, tenant: Tenant, item_id: str, *, actor: str, reason: str) -> None:
+    """Reject the item once: its status, the reason and the audit entry in one transaction."""
     item = get(store, tenant, item_id)
-    if item.status not in ("proposed", "unmatched", "recorded"):
-        raise Conflict(f"cet élément ne peut plus être rejeté (statut : {item.status})")
+    if item.status not in _REJECTABLE:
+        raise Conflict(f"{_NOT_REJECTABLE} (statut : {item.status})")
     with store.transaction() as conn:
+        _lock_reviewable(conn, tenant, item_id, _REJECTABLE, _NOT_REJECTABLE)
         conn.execute(sa.update(inbound_items).where(I.tenant_id == tenant.id, I.id == item_id).values(
             status="rejected", reviewed_by=actor, reviewed_at=dt.datetime.now(dt.UTC),
             summary=json.dumps({**item.summary, "rejet": reason[:500]}, ensure_ascii=False)))
@@ -135,7 +162,6 @@ def reject(store: Store, tenant: Tenant, item_id: str, *, actor: str, reason: st
                                 outcome="success",
                                 subject=pseudonym(conn, tenant.id, item.person) if item.person else None,
                                 system=item.system, refs={"inbound": item_id}))
-
 
 
 def counts(store: Store, tenant: Tenant) -> dict[tuple[str, str], int]:

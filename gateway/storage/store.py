@@ -21,7 +21,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -472,9 +472,12 @@ class Store:
     # ------------------------------------------------------------------ plans
 
     def put_plan(
-        self, tenant: Tenant, plan: Plan, *, if_match: str | None, actor: str
+        self, tenant: Tenant, plan: Plan, *, if_match: str | None, actor: str,
+        conn: Connection | None = None,
     ) -> PutResult:
-        """Store a new version of the person's plan, guarded by If-Match (see module rules)."""
+        """Store a new version of the person's plan, guarded by If-Match (see module rules).
+        With `conn` (an open `transaction()`), the version is written in it and commits with
+        the caller's other writes, or not at all."""
         if not isinstance(actor, str) or not 1 <= len(actor) <= 100:
             raise ValueError("l'auteur de l'écriture doit compter de 1 à 100 caractères")
         if tenant.finess is not None and plan.platform.finess != tenant.finess:
@@ -485,7 +488,7 @@ class Store:
         now = _now()
         key = {"b_tenant": tenant.id, "b_local": local_id}
         try:
-            with self._write() as conn:
+            with nullcontext(conn) if conn is not None else self._write() as conn:
                 person = conn.execute(_LOCK_PERSON, key).first()
                 if person is None:
                     new_id = conn.execute(

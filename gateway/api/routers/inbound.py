@@ -53,14 +53,26 @@ def get_inbound(item_id: str, tenant: Tenant = Depends(get_tenant), store: Store
     return review.get(store, tenant, item_id).as_dict()
 
 
-@router.post("/inbound/{item_id}/$apply", summary="Appliquer la proposition (nouvelle version du projet)")
-def apply(item_id: str, if_match: str | None = Header(None), tenant: Tenant = Depends(get_tenant),
-          store: Store = Depends(get_store)) -> dict:
+@router.post(
+    "/inbound/{item_id}/$apply",
+    summary="Appliquer la proposition (nouvelle version du projet)",
+    description="Une seule transaction : la nouvelle version, le statut « applied » de l'élément et "
+                "l'entrée d'audit, ensemble ou rien. Un élément s'applique une fois : 409 s'il n'a plus "
+                "de proposition en attente (déjà appliqué ou rejeté, même par un autre coordinateur au "
+                "même instant). Sans If-Match, la proposition s'applique à la version courante ; 412 si "
+                "le projet change pendant l'application (ou si If-Match ne désigne pas la version courante).",
+    responses={409: {"description": "Plus de proposition en attente, ou proposition inapplicable"},
+               412: {"description": "If-Match périmé, ou projet modifié pendant l'application"}},
+)
+def apply(item_id: str,
+          if_match: str | None = Header(None, description="ETag de la version sur laquelle appliquer (facultatif)"),
+          tenant: Tenant = Depends(get_tenant), store: Store = Depends(get_store)) -> dict:
     version = review.apply(store, tenant, item_id, if_match=if_match, actor=f"key:{tenant.slug}")
     return {"id": item_id, "status": "applied", "version": version}
 
 
-@router.post("/inbound/{item_id}/$reject", summary="Rejeter l'élément (motif obligatoire)")
+@router.post("/inbound/{item_id}/$reject", summary="Rejeter l'élément (motif obligatoire)",
+             responses={409: {"description": "Élément déjà appliqué ou rejeté"}})
 async def reject(item_id: str, request: Request, tenant: Tenant = Depends(get_tenant),
                  store: Store = Depends(get_store)) -> dict:
     data = loads_object(await request.body() or b"{}", max_bytes=16 * 1024)
