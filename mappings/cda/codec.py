@@ -32,18 +32,22 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
+# Errors below never quote the path or the value: they come from received documents and may
+# carry personal data; the caller names the place (XPath of the observation).
+
+
 def parse_path(path: str) -> list[str | int]:
     parts: list[str | int] = []
     pos = 0
     for match in _TOKEN.finditer(path):
         if match.start() != pos and path[pos] != ".":
-            raise ValueError(f"chemin d'attribut invalide : {path!r}")
+            raise ValueError("chemin d'attribut invalide")
         parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         pos = match.end()
         if pos < len(path) and path[pos] == ".":
             pos += 1
     if not parts or pos != len(path):
-        raise ValueError(f"chemin d'attribut invalide : {path!r}")
+        raise ValueError("chemin d'attribut invalide")
     return parts
 
 
@@ -56,22 +60,22 @@ def assign(target: dict, path: str, value: Any) -> None:
         empty: Any = [] if isinstance(nxt, int) else {}
         if isinstance(here, int):
             if not isinstance(node, list) or here > len(node):
-                raise ValueError(f"indice hors séquence dans {path!r}")
+                raise ValueError("indice de liste hors séquence dans le chemin d'attribut")
             if here == len(node):
                 node.append(empty)
             node = node[here]
         else:
             if not isinstance(node, dict):
-                raise ValueError(f"chemin incohérent : {path!r}")
+                raise ValueError("chemin d'attribut incohérent avec les attributs déjà lus")
             node = node.setdefault(here, empty)
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last != len(node):
-            raise ValueError(f"indice hors séquence dans {path!r}")
+            raise ValueError("indice de liste hors séquence dans le chemin d'attribut")
         node.append(value)
     else:
         if not isinstance(node, dict):
-            raise ValueError(f"chemin incohérent : {path!r}")
+            raise ValueError("chemin d'attribut incohérent avec les attributs déjà lus")
         node[last] = value
 
 
@@ -80,12 +84,19 @@ def assign(target: dict, path: str, value: Any) -> None:
 
 def ts_date(value: str) -> str:
     """ISO date (JSON form) -> HL7 TS `YYYYMMDD`."""
-    return dt.date.fromisoformat(value).strftime("%Y%m%d")
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("date ISO invalide (AAAA-MM-JJ attendu)") from None
+    return day.strftime("%Y%m%d")
 
 
 def ts_datetime(value: str | dt.datetime) -> str:
     """ISO date-time -> HL7 TS `YYYYMMDDHHMMSS[.ffffff][+ZZZZ]`."""
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    try:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("date-heure ISO invalide") from None
     text = moment.strftime("%Y%m%d%H%M%S")
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
@@ -95,25 +106,29 @@ def ts_datetime(value: str | dt.datetime) -> str:
 
 
 _TS = re.compile(
-    r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?)?([+-]\d{4})?$"
+    r"(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?)?([+-]\d{4})?", re.ASCII
 )
 
 
 def parse_ts(text: str) -> dt.date | dt.datetime:
-    """HL7 TS -> date (day precision) or datetime (with its zone when given)."""
-    match = _TS.match(text or "")
+    """HL7 TS -> date (day precision) or datetime (with its zone when given).
+    A ValueError never quotes `text`: a birth date is personal data."""
+    match = _TS.fullmatch(text or "")
     if not match:
-        raise ValueError(f"date HL7 invalide : {text!r}")
+        raise ValueError("date HL7 invalide (AAAAMMJJ[hhmm[ss]][±hhmm] attendu)")
     year, month, day, hour, minute, second, frac, zone = match.groups()
-    if hour is None:
-        if month is None or day is None:
-            raise ValueError(f"date HL7 incomplète (jour attendu) : {text!r}")
-        return dt.date(int(year), int(month), int(day))
-    tz = None
-    if zone:
-        sign = 1 if zone[0] == "+" else -1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
-    return dt.datetime(
-        int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0),
-        int((frac or "0").ljust(6, "0")), tzinfo=tz,
-    )
+    if month is None or day is None:  # `198512.5` matches with an hour but no month: refused too
+        raise ValueError("date HL7 incomplète (jour attendu)")
+    try:
+        if hour is None:
+            return dt.date(int(year), int(month), int(day))
+        tz = None
+        if zone:
+            sign = 1 if zone[0] == "+" else -1
+            tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
+        return dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0),
+            int((frac or "0").ljust(6, "0")), tzinfo=tz,
+        )
+    except ValueError:  # day 30 of February, hour 25, zone beyond ±24 h, year 0…
+        raise ValueError("date HL7 inexistante (jour, heure ou fuseau hors limites)") from None

@@ -4,11 +4,17 @@ Reverse of `export.py` (CI-SIS header, specs §2/§7; Relais body sections). A R
 comes back whole. Another producer's CDA (e.g. a TDDUI export, templateId …1.1.1.58) gives what
 its header carries — person, INS, platform, period — and every section or entry the plan cannot
 hold is reported as a warning naming it, never dropped silently.
+
+What cannot be read (a missing code or value, a date or number that is not one, an unexpected
+xsi:type) is an error naming its XPath and the reason, never quoting the value (a birth date, a
+name: personal data); the document then gives no plan, never half of one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +37,12 @@ SOURCE = "relais-cda-import"
 _X = C.XPATH_NS
 _SEX = {"M": "male", "F": "female", "U": "unknown"}
 _ITEM_TEMPLATE = C.relais_oid(1, 5)
+_XSI_TYPE = f"{{{C.XSI}}}type"
+_TYPES = ("BL", "INT", "REAL", "ST")  # what export.py writes (attribute observations)
+# XSD lexical forms, ASCII digits only (int() would take "1_0" or "١٢").
+_INT = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
+_REAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}", re.ASCII)
 
 
 @dataclass
@@ -44,6 +56,15 @@ def _problem(rule: str, node, message: str, message_en: str, severity=Severity.w
     location = xpath_of(node) if isinstance(node, etree._Element) else str(node)
     return Problem(location=location, rule=rule, message=message, message_en=message_en,
                    severity=severity, source=SOURCE)
+
+
+class _Unreadable(Exception):
+    """A node the reader cannot read: its place and the reason, never its value."""
+
+    def __init__(self, rule: str, location: str, message: str, message_en: str):
+        super().__init__(message)
+        self.problem = Problem(location=location, rule=rule, message=message, message_en=message_en,
+                               severity=Severity.error, source=SOURCE)
 
 
 def _first(node, path: str):
@@ -70,29 +91,92 @@ def _iso(ts: str | None, want_datetime: bool = False) -> str | None:
     return value.isoformat()
 
 
-def _typed(value_node) -> Any:
-    kind = value_node.get(f"{{{C.XSI}}}type", "ST").split(":")[-1]
-    if kind == "BL":
-        return value_node.get("value") == "true"
-    if kind == "INT":
-        return int(value_node.get("value"))
-    if kind == "REAL":
-        return float(value_node.get("value"))
-    return value_node.text or ""
+def _date(node, problems: list[Problem], want_datetime: bool = False) -> str | None:
+    """ISO form of the HL7 TS `node/@value`; None when absent. Unreadable: an error naming the
+    attribute, not quoting it (a birthTime is personal data)."""
+    ts = node.get("value") if node is not None else None
+    if ts is None:
+        return None
+    try:
+        return _iso(ts, want_datetime)
+    except ValueError as exc:
+        problems.append(_problem("cda-date-invalid", f"{xpath_of(node)}/@value", f"date illisible : {exc}",
+                                 "unreadable HL7 date (YYYYMMDD[hhmm[ss]][+-hhmm] expected, existing day and time)",
+                                 Severity.error))
+        return None
+
+
+def _typed(node, what: str, what_en: str, expect: tuple[str, ...] = _TYPES) -> Any:
+    """The value of `<value xsi:type=…>` as export.py wrote it (BL, INT, REAL, ST)."""
+    where = xpath_of(node)
+    kind = node.get(_XSI_TYPE, "ST").split(":")[-1]
+    if kind not in expect:
+        named = _TOKEN.fullmatch(kind) is not None  # an HL7 type name is shown, anything else is not
+        raise _Unreadable("cda-value-type-unexpected", f"{where}/@xsi:type",
+                          f"{what} : type de valeur{f' « {kind} »' if named else ''} non pris en charge "
+                          f"(attendu : {', '.join(expect)})",
+                          f"{what_en}: value type{f' {kind}' if named else ''} not supported "
+                          f"(expected {', '.join(expect)})")
+    if kind == "ST":
+        return node.text or ""
+    raw = node.get("value")
+    text = raw.strip(" \t\r\n") if raw is not None else ""
+    if kind == "BL" and raw in ("true", "false"):
+        return raw == "true"
+    if kind == "INT" and _INT.fullmatch(text):
+        return int(text)
+    if kind == "REAL" and _REAL.fullmatch(text) and math.isfinite(float(text)):
+        return float(text)
+    expected = {"BL": ("true ou false", "true or false"), "INT": ("un entier", "a whole number"),
+                "REAL": ("un nombre décimal fini", "a finite decimal number")}[kind]
+    missing = raw is None
+    raise _Unreadable(f"cda-value-{'missing' if missing else 'invalid'}", f"{where}/@value",
+                      f"{what} : valeur {kind} {'absente' if missing else 'illisible'} ({expected[0]} attendu)",
+                      f"{what_en}: {kind} value {'missing' if missing else 'unreadable'} ({expected[1]} expected)")
+
+
+def _attribute(target: dict, obs) -> None:
+    code = _first(obs, "cda:code")
+    value = _first(obs, "cda:value")
+    if code is None or not code.get("code"):
+        raise _Unreadable("cda-attribute-incomplete", xpath_of(obs) if code is None else f"{xpath_of(code)}/@code",
+                          "observation d'attribut sans code (chemin du champ du projet)",
+                          "attribute observation without a code (the plan field's path)")
+    if value is None:
+        raise _Unreadable("cda-attribute-incomplete", xpath_of(obs), "observation d'attribut sans valeur (cda:value)",
+                          "attribute observation without a value (cda:value)")
+    typed = _typed(value, "attribut", "attribute")
+    try:
+        assign(target, code.get("code"), typed)
+    except (ValueError, TypeError) as exc:
+        raise _Unreadable("cda-attribute-invalid", f"{xpath_of(code)}/@code", f"attribut illisible : {exc}",
+                          "unreadable attribute: not a field path of the plan, or list indices out of order") from None
 
 
 def _apply_attributes(target: dict, holder, relation: str, problems: list[Problem]) -> None:
     for obs in holder.xpath(f"cda:{relation}/cda:observation[cda:templateId/@root='{ATTRIBUTE_TEMPLATE}']",
                             namespaces=_X):
-        code = _first(obs, "cda:code")
-        value = _first(obs, "cda:value")
-        if code is None or value is None:
-            continue
         try:
-            assign(target, code.get("code", ""), _typed(value))
-        except (ValueError, TypeError) as exc:
-            problems.append(_problem("cda-attribute-invalid", obs, f"attribut illisible : {exc}",
-                                     f"unreadable attribute: {exc}", Severity.error))
+            _attribute(target, obs)
+        except _Unreadable as exc:
+            problems.append(exc.problem)
+
+
+def _evaluation_item(obs) -> dict:
+    code = _first(obs, "cda:code")
+    if code is None or not code.get("code"):
+        raise _Unreadable("cda-item-code-missing", xpath_of(obs) if code is None else f"{xpath_of(code)}/@code",
+                          "item d'évaluation sans code SERAFIN-PH (cda:code/@code)",
+                          "evaluation item without a SERAFIN-PH code (cda:code/@code)")
+    value = _first(obs, "cda:value")
+    if value is None:
+        raise _Unreadable("cda-item-value-missing", xpath_of(obs), "item d'évaluation sans valeur (cda:value)",
+                          "evaluation item without a value (cda:value)")
+    entry = {"code": code.get("code"), "value": _typed(value, "item d'évaluation", "evaluation item", ("INT",))}
+    comment = _text(obs, "cda:text")
+    if comment is not None:
+        entry["comment"] = comment
+    return entry
 
 
 def _entry(kind: Kind, act, problems: list[Problem]) -> dict:
@@ -117,14 +201,20 @@ def _entry(kind: Kind, act, problems: list[Problem]) -> dict:
         reverse = {v: k for k, v in kind.status.items()}
         if status.get("code") in reverse:
             item["status"] = reverse[status.get("code")]
+        elif status.get("code") is not None:
+            problems.append(_problem("cda-status-unknown", f"{xpath_of(status)}/@code",
+                                     f"statut inconnu (attendus : {', '.join(reverse)})",
+                                     f"unknown status (expected {', '.join(reverse)})", Severity.error))
     time = _first(act, "cda:effectiveTime")
     if time is not None:
-        if kind.value_at and time.get("value"):
-            assign(item, kind.value_at, _iso(time.get("value"), kind.datetime))
+        if kind.value_at:
+            value = _date(time, problems, kind.datetime)
+            if value:
+                assign(item, kind.value_at, value)
         for bound, path in (("low", kind.low), ("high", kind.high)):
-            value = _first(time, f"cda:{bound}/@value")
-            if path and value:
-                assign(item, path, _iso(value, kind.datetime))
+            value = _date(_first(time, f"cda:{bound}[@value]"), problems, kind.datetime) if path else None
+            if value:
+                assign(item, path, value)
     if kind.value_field:
         value = _first(act, "cda:value")
         if value is not None and value.get("code"):
@@ -133,11 +223,10 @@ def _entry(kind: Kind, act, problems: list[Problem]) -> dict:
         items = []
         for obs in act.xpath(f"cda:component/cda:observation[cda:templateId/@root='{_ITEM_TEMPLATE}']",
                              namespaces=_X):
-            entry = {"code": _first(obs, "cda:code").get("code"), "value": _typed(_first(obs, "cda:value"))}
-            comment = _text(obs, "cda:text")
-            if comment is not None:
-                entry["comment"] = comment
-            items.append(entry)
+            try:
+                items.append(_evaluation_item(obs))
+            except _Unreadable as exc:
+                problems.append(exc.problem)
         item["items"] = items
         _apply_attributes(item, act, "component", problems)
     else:
@@ -176,9 +265,10 @@ def _person(role, problems: list[Problem]) -> tuple[dict, str | None]:
         country = _text(addr, "cda:country")
         if country and len(country) == 2:
             address["country"] = country
-        elif country:
-            problems.append(_problem("cda-country-not-iso", addr, f"pays « {country} » non codé ISO 3166 : ignoré",
-                                     "country not an ISO 3166 code: ignored"))
+        elif country:  # not quoted: part of an address
+            problems.append(_problem("cda-country-not-iso", _first(addr, "cda:country"),
+                                     "pays non codé ISO 3166 (2 lettres) : ignoré",
+                                     "country not an ISO 3166 code (2 letters): ignored"))
         if address:
             person["address"] = address
     patient = _first(role, "cda:patient")
@@ -198,12 +288,16 @@ def _person(role, problems: list[Problem]) -> tuple[dict, str | None]:
     sex = _first(patient, "cda:administrativeGenderCode/@code")
     if sex:
         person["sex"] = _SEX.get(sex, "unknown")
-    birth = _first(patient, "cda:birthTime/@value")
+    birth = _date(_first(patient, "cda:birthTime[@value]"), problems)
     if birth:
-        person["birth_date"] = _iso(birth)
-    order = _first(patient, "sdtc:multipleBirthOrderNumber/@value")
-    if order and order.isdigit():
-        person["birth_order"] = int(order)
+        person["birth_date"] = birth
+    order = _first(patient, "sdtc:multipleBirthOrderNumber[@value]")
+    if order is not None and re.fullmatch(r"[0-9]{1,3}", order.get("value"), re.ASCII):
+        person["birth_order"] = int(order.get("value"))
+    elif order is not None:
+        problems.append(_problem("cda-birth-order-invalid", f"{xpath_of(order)}/@value",
+                                 "rang de naissance illisible (entier attendu)",
+                                 "unreadable birth order (whole number expected)", Severity.error))
     county = _text(patient, "cda:birthplace/cda:place/cda:addr/cda:county")
     if county:
         person["birthplace_insee"] = county
@@ -253,9 +347,9 @@ def cda_to_plan(xml: bytes) -> ImportResult:
         plan["id"] = f"CDA-{set_id}"[-64:].lstrip(".")
     period: dict = {}
     for bound, key in (("low", "start"), ("high", "end")):
-        value = _first(event, f"cda:effectiveTime/cda:{bound}/@value") if event is not None else None
+        value = _date(_first(event, f"cda:effectiveTime/cda:{bound}[@value]"), problems) if event is not None else None
         if value:
-            period[key] = _iso(value)
+            period[key] = value
     plan["period"] = period
     role = _first(doc, "cda:recordTarget/cda:patientRole")
     finess = None
@@ -274,10 +368,10 @@ def cda_to_plan(xml: bytes) -> ImportResult:
         platform["finess"] = finess
     plan["platform"] = platform
     if not relais:
-        created = _first(doc, "cda:effectiveTime/@value")
+        created = _date(_first(doc, "cda:effectiveTime[@value]"), problems)
         plan.setdefault("status", "draft")
         if created:
-            plan["established_on"] = _iso(created)
+            plan["established_on"] = created
 
     body = _first(doc, "cda:component/cda:structuredBody")
     if body is None:
@@ -320,5 +414,7 @@ def cda_to_plan(xml: bytes) -> ImportResult:
             problems.append(Problem(location=json_path(error["loc"]), rule=f"cda-plan-{error['type']}",
                                     message=f"le projet lu du CDA est incomplet ou invalide : {error['msg']}",
                                     message_en=error["msg"], source=SOURCE))
+        return ImportResult(None, plan, problems)
+    if any(p.severity is Severity.error for p in problems):  # part of it unreadable: no plan, not half of one
         return ImportResult(None, plan, problems)
     return ImportResult(result, plan, problems)
