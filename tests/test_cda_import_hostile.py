@@ -415,3 +415,30 @@ def test_relais_cda_import_exits_1_without_traceback(valid, tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output and "valeur.xml" in output and "item d'évaluation" in output, output
+
+
+# --------------------------------------------------------------- what problems quote
+
+
+SERVICE_CODE = f"//cda:procedure[cda:templateId/@root='{BY_KEY['services'].entry_template}']/cda:code"
+
+
+def test_a_code_outside_serafin_is_refused_quoting_its_system_only_when_it_is_an_oid(valid):
+    for system, shown in (("1.2.250.1.999", True), (BIRTH_DATE, False)):
+        xml, where = mutated(valid, lambda doc, system=system: (
+            one(doc, SERVICE_CODE).set("codeSystem", system), xpath_of(one(doc, SERVICE_CODE)))[1])
+        result = cda_to_plan(xml)
+        assert_clean_refusal(result, where)
+        assert (system in messages(result)) is shown, messages(result)
+
+
+def test_a_foreign_section_is_named_by_a_bounded_title_and_a_code_only_when_it_is_one(valid):
+    def change(doc):
+        section = one(doc, "cda:component/cda:structuredBody/cda:component/cda:section")
+        one(section, "cda:templateId").set("root", "1.2.3.4")
+        one(section, "cda:title").text = "Titre " + "très long " * 1000
+        one(section, "cda:code").set("code", BIRTH_DATE)
+
+    xml, _ = mutated(valid, change)
+    [warning] = [p for p in cda_to_plan(xml).problems if p.rule == "cda-section-not-carried"]
+    assert len(warning.message) < 200 and BIRTH_DATE not in warning.message

@@ -43,6 +43,8 @@ _TYPES = ("BL", "INT", "REAL", "ST")  # what export.py writes (attribute observa
 _INT = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
 _REAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}", re.ASCII)
+_OID = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,40}){0,40}", re.ASCII)
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", re.ASCII)
 
 
 @dataclass
@@ -188,9 +190,10 @@ def _entry(kind: Kind, act, problems: list[Problem]) -> dict:
     if kind.serafin:
         code = _first(act, "cda:code")
         if code is not None:
-            if code.get("codeSystem") != C.SERAFIN_CS:
-                problems.append(_problem("cda-serafin-code-system", code,
-                                         f"code hors SERAFIN-PH (système {code.get('codeSystem')})",
+            system = code.get("codeSystem")
+            if system != C.SERAFIN_CS:  # shown when it is an OID: never echo arbitrary text
+                shown = f" (système {system})" if system and _OID.fullmatch(system) else ""
+                problems.append(_problem("cda-serafin-code-system", code, f"code hors SERAFIN-PH{shown}",
                                          "code outside SERAFIN-PH", Severity.error))
             item["code"] = code.get("code")
     text = _first(act, "cda:text")
@@ -388,8 +391,9 @@ def cda_to_plan(xml: bytes) -> ImportResult:
         kind = next((BY_SECTION_TEMPLATE[r] for r in roots if r in BY_SECTION_TEMPLATE), None)
         if kind is None:
             title = _text(section, "cda:title") or "(sans titre)"
+            title = title if len(title) <= 80 else title[:79] + "…"
             code = _first(section, "cda:code")
-            coded = f" [{code.get('code')}]" if code is not None else ""
+            coded = f" [{code.get('code')}]" if code is not None and _CODE.fullmatch(code.get("code") or "") else ""
             problems.append(_problem("cda-section-not-carried", section,
                                      f"section « {title} »{coded} non reprise : le projet personnalisé n'a pas d'élément pour elle",
                                      f"section '{title}'{coded} not carried: the plan has no element for it"))
