@@ -110,11 +110,10 @@ def _date(node, problems: list[Problem], want_datetime: bool = False) -> str | N
 
 def _typed(node, what: str, what_en: str, expect: tuple[str, ...] = _TYPES) -> Any:
     """The value of `<value xsi:type=…>` as export.py wrote it (BL, INT, REAL, ST)."""
-    where = xpath_of(node)
     kind = node.get(_XSI_TYPE, "ST").split(":")[-1]
     if kind not in expect:
         named = _TOKEN.fullmatch(kind) is not None  # an HL7 type name is shown, anything else is not
-        raise _Unreadable("cda-value-type-unexpected", f"{where}/@xsi:type",
+        raise _Unreadable("cda-value-type-unexpected", f"{xpath_of(node)}/@xsi:type",
                           f"{what} : type de valeur{f' « {kind} »' if named else ''} non pris en charge "
                           f"(attendu : {', '.join(expect)})",
                           f"{what_en}: value type{f' {kind}' if named else ''} not supported "
@@ -132,7 +131,7 @@ def _typed(node, what: str, what_en: str, expect: tuple[str, ...] = _TYPES) -> A
     expected = {"BL": ("true ou false", "true or false"), "INT": ("un entier", "a whole number"),
                 "REAL": ("un nombre décimal fini", "a finite decimal number")}[kind]
     missing = raw is None
-    raise _Unreadable(f"cda-value-{'missing' if missing else 'invalid'}", f"{where}/@value",
+    raise _Unreadable(f"cda-value-{'missing' if missing else 'invalid'}", f"{xpath_of(node)}/@value",
                       f"{what} : valeur {kind} {'absente' if missing else 'illisible'} ({expected[0]} attendu)",
                       f"{what_en}: {kind} value {'missing' if missing else 'unreadable'} ({expected[1]} expected)")
 
