@@ -138,10 +138,13 @@ def test_an_activity_warning_quoting_a_lone_surrogate_is_answered_as_json(api, s
     import datetime as dt
 
     from mappings.fhir.tddui import plan_to_bundle
+    from mappings.fhir.tddui.constants import X_RELAIS_SERVICE
 
     bundle = plan_to_bundle(plan, dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
-    ignored = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "RelatedPerson")
-    ignored["resource"]["resourceType"] = "RelatedPerson\ud800"
+    # EV2 (no planned service, its own modality) names a service that is nowhere: a warning quoting it
+    ev2 = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+               and any(i["value"].endswith("-EVN-EV2") for i in e["resource"].get("identifier", [])))
+    ev2.setdefault("extension", []).append({"url": X_RELAIS_SERVICE, "valueReference": {"reference": "Task/inconnue\ud800"}})
     response = client.post(f"/persons/{plan.person.local_id}/activity", content=json.dumps(bundle).encode(),
                            headers={**headers, "Content-Type": "application/fhir+json"})
     assert response.status_code == 201, response.text

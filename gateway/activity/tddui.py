@@ -24,6 +24,7 @@ from gateway.activity.record import (
     store_activities,
     timezone,
 )
+from gateway.conformance.fhir.structure import check_received_bundle
 from gateway.model import Plan, Problem, Severity
 from gateway.storage import Store, Tenant
 from mappings.fhir.tddui import constants as c
@@ -80,6 +81,9 @@ def bundle_items(bundle: dict, plan: Plan) -> tuple[list[tuple[str, dict]], list
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         return [], [_problem("Bundle", "tddui-not-a-bundle", "le document n'est pas un Bundle FHIR",
                              "the document is not a FHIR Bundle")]
+    structure = check_received_bundle(bundle)  # FHIR R4 base structure first: the reader trusts its types
+    if structure:
+        return [], structure
     reader = Reader(bundle)
     reader.read_entries()
     reader.assign_ids(f"3{plan.platform.finess}/{plan.person.local_id}", plan.platform.finess)

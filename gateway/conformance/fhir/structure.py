@@ -312,6 +312,7 @@ class Finding(NamedTuple):
     message_en: str
     r4: bool  # True where this is FHIR R4 stricter than fhir.resources (module docstring)
     after: bool = False  # a check run only when the element's properties are valid (required primitive, choice)
+    json_type: bool = False  # a value of another JSON type than its element's (list, object, string, number…)
 
 
 class StructureSchemaError(Exception):
@@ -617,8 +618,9 @@ class Structure:
         return bad
 
     # --- precise pass: every error, where fhir.resources puts it ----------------------------------
-    def findings(self, resource, root: str | None = None) -> list[Finding]:
-        """Every structure error of one resource (a Bundle includes its entries)."""
+    def findings(self, resource, root: str | None = None, *, keep_types: bool = False) -> list[Finding]:
+        """Every structure error of one resource (a Bundle includes its entries). `keep_types`:
+        a value of the wrong JSON type is reported even where pydantic stops at a `null` first."""
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         root = root or (rtype if isinstance(rtype, str) else "$")
         if not isinstance(rtype, str):
@@ -629,10 +631,10 @@ class Structure:
                             f"unknown FHIR R4 resource type: {rtype}",
                             rtype in self.data["types"] or rtype in ("Resource", "DomainResource"))]
         out: list[Finding] = []
-        self._errors(resource, self._type(rtype), root, out)
+        self._errors(resource, self._type(rtype), root, out, keep_types)
         return out
 
-    def _errors(self, obj: dict, t: _Type, loc: str, out: list[Finding]) -> None:
+    def _errors(self, obj: dict, t: _Type, loc: str, out: list[Finding], keep: bool = False) -> None:
         start = len(out)
         table = t.table
         nulls = []
@@ -667,36 +669,36 @@ class Structure:
                             self._primitive(t.elements[k][0], arg, x, f"{here}[{i}]", out)
             elif kind == COMPLEX:
                 if self._object(v, arg, here, out):
-                    self._errors(v, self._type(arg), here, out)
+                    self._errors(v, self._type(arg), here, out, keep)
             elif kind == COMPLEX_LIST:
                 if self._list(v, here, out):
                     if any(x is None for x in v):
                         nulls.append(k)
                     for i, x in enumerate(v):
                         if x is not None and self._object(x, arg, f"{here}[{i}]", out):
-                            self._errors(x, self._type(arg), f"{here}[{i}]", out)
+                            self._errors(x, self._type(arg), f"{here}[{i}]", out, keep)
             elif kind == EXT:
-                self._extension(v, here, out)
+                self._extension(v, here, out, keep)
             elif kind == EXT_LIST:
                 if self._list(v, here, out):
                     for i, x in enumerate(v):
                         if x is not None:
-                            self._extension(x, f"{here}[{i}]", out)
+                            self._extension(x, f"{here}[{i}]", out, keep)
             elif kind == RES:
-                self._contained(v, here, out)
+                self._contained(v, here, out, keep)
             elif kind == RES_LIST:
                 if self._list(v, here, out):
                     if any(x is None for x in v):
                         nulls.append(k)
                     for i, x in enumerate(v):
                         if x is not None:
-                            self._contained(x, f"{here}[{i}]", out)
+                            self._contained(x, f"{here}[{i}]", out, keep)
         for prop in t.required:
             if prop not in obj:  # (fhir.resources also takes the model's Python name: `class_fhir`)
                 out.append(Finding(f"{loc}.{prop}", f"élément obligatoire absent : {prop}",
                                    f"required element missing: {prop}", prop + "_fhir" in obj))
         if stop is not None or nulls:  # pydantic stops there: the element's other errors are not reported
-            del out[start:]
+            out[start:] = [f for f in out[start:] if f.json_type] if keep else []
             if stop is not None:
                 out.append(stop)
             else:
@@ -730,42 +732,42 @@ class Structure:
         problem = check(v)
         if problem is not None:
             fr, en = _primitive_message(ptype, problem, v)
-            out.append(Finding(here, fr, en, problem in (TYPE, R4)))
+            out.append(Finding(here, fr, en, problem in (TYPE, R4), json_type=problem == TYPE))
 
     def _list(self, v, here: str, out: list[Finding]) -> bool:
         if type(v) is list:
             return True
         out.append(Finding(here, f"une liste (tableau JSON) est attendue, trouvé {repr(v)[:80]}",
-                           f"a list (JSON array) is expected, found {repr(v)[:80]}", False))
+                           f"a list (JSON array) is expected, found {repr(v)[:80]}", False, json_type=True))
         return False
 
     def _object(self, v, type_name: str, here: str, out: list[Finding]) -> bool:
         if type(v) is dict:
             return True
         out.append(Finding(here, f"un objet JSON ({type_name}) est attendu, trouvé {repr(v)[:80]}",
-                           f"a JSON object ({type_name}) is expected, found {repr(v)[:80]}", True))
+                           f"a JSON object ({type_name}) is expected, found {repr(v)[:80]}", True, json_type=True))
         return False
 
-    def _extension(self, v, here: str, out: list[Finding]) -> None:
+    def _extension(self, v, here: str, out: list[Finding], keep: bool = False) -> None:
         if not self._object(v, "extensions d'une valeur primitive", here, out):
             return
         if v.get("id") is None and v.get("extension") is None:
             out.append(Finding(here, "extension de valeur primitive sans id ni extension",
                                "primitive value extension without id or extension", "fhir_comments" in v))
             return
-        self._errors(v, self._ext, here, out)
+        self._errors(v, self._ext, here, out, keep)
 
-    def _contained(self, v, here: str, out: list[Finding]) -> None:
+    def _contained(self, v, here: str, out: list[Finding], keep: bool = False) -> None:
         if not self._object(v, "Resource", here, out):
             return
         rtype = v.get("resourceType")
         if type(rtype) is str and rtype in self.resources:
-            self._errors(v, self._type(rtype), here, out)
+            self._errors(v, self._type(rtype), here, out, keep)
         elif rtype is None:
             out.append(Finding(here, "ressource sans resourceType", "resource without resourceType", True))
         else:
             out.append(Finding(here, f"type de ressource inconnu dans FHIR R4 : {rtype!r}",
-                               f"unknown FHIR R4 resource type: {rtype!r}", True))
+                               f"unknown FHIR R4 resource type: {rtype!r}", True, json_type=type(rtype) is not str))
 
 
 def _not_null(v, found) -> bool:
@@ -809,4 +811,25 @@ def check_structure(resource: dict, root: str | None = None, *, engine: str = "c
         Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
                 severity=Severity.error, source=source)
         for f in structure.findings(resource, root)
+    ]
+
+
+def check_received_bundle(bundle: object) -> list[Problem]:
+    """Values of the wrong JSON type in a Bundle received to be read (TDDUI import, activity),
+    found before any mapping reads it: the readers take each value as FHIR types it (a list or a
+    number where a string belongs gave a 500). Only the JSON types: formats, unknown elements and
+    resources stay the readers' to report (their verdicts unchanged). Empty for a document that is
+    not a Bundle (its reader says so)."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return []
+    structure = compiled()
+    if structure is None:
+        return check_structure(bundle, "Bundle")  # the models: every structure error refuses
+    if structure.valid(bundle):
+        return []
+    source = source_of(structure)
+    return [
+        Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
+                severity=Severity.error, source=source)
+        for f in structure.findings(bundle, "Bundle", keep_types=True) if f.json_type
     ]

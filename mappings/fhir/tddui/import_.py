@@ -40,6 +40,10 @@ _CODES = {"careplan": c.ID_CAREPLAN[1], "need": c.ID_NEED[1], "expectation": c.I
           "stay": c.ID_STAY[1], "event": c.ID_EVENT[1], "evaluation": c.ID_EVALUATION[1],
           "agreement": c.ID_AGREEMENT_CODE, "representative": c.ID_REPRESENTATIVE_CODE}
 _LOCAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+# The resource types TDDUI 2.2.0 profiles: only these are read (a resource of another type, e.g. not
+# FHIR at all, has had no structure check of its values: not imported, whatever profile it claims)
+_TDDUI_TYPES = frozenset({"CarePlan", "Consent", "Encounter", "Goal", "Organization", "Patient", "Practitioner",
+                          "PractitionerRole", "QuestionnaireResponse", "RelatedPerson", "ServiceRequest", "Task"})
 
 
 @dataclass
@@ -57,6 +61,8 @@ def _fold(text: str) -> str:
 
 def _classify(res: Node) -> str:
     rtype = res.peek("resourceType")
+    if not isinstance(rtype, str) or rtype not in _TDDUI_TYPES:
+        return "unsupported"
     for canonical in (res.peek("meta") or {}).get("profile", []) or []:
         base, _, _ = canonical.partition("|")
         if base.startswith(c.SD) and base[len(c.SD):] in _BY_PROFILE:
@@ -226,7 +232,10 @@ def bundle_to_plan(bundle: dict, today: dt.date) -> tuple[Plan | None, list[Prob
 
 def _drop(path: str, value) -> Problem:
     if re.fullmatch(r"Bundle\.entry\[\d+\]\.resource", path) and isinstance(value, dict):
-        profiles = ", ".join((value.get("meta") or {}).get("profile", []) or []) or "sans profil"
+        meta = value.get("meta")
+        profiles = meta.get("profile") if isinstance(meta, dict) else None
+        profiles = ", ".join(p for p in profiles if isinstance(p, str)) if isinstance(profiles, list) else ""
+        profiles = profiles or "sans profil"
         return problem(path, "tddui-resource-not-imported",
                        f"ressource {value.get('resourceType')} ({profiles}) sans équivalent dans le projet, non reprise",
                        f"{value.get('resourceType')} resource the plan cannot hold, not imported")
