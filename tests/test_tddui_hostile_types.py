@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from gateway.activity.tddui import bundle_items
 from gateway.api.app import create_app
-from gateway.api.routers.fhir import _import
+from gateway.conformance.fhir.structure import read_tddui_bundle
 from gateway.settings import Settings
 from gateway.storage import Store
 from mappings.fhir.tddui import constants as c
@@ -124,7 +124,7 @@ def test_a_value_of_the_wrong_json_type_is_refused_before_mapping_naming_its_pla
     plan = _plan_with_events()
     failures = []
     for where, mutated in _mutations(bundle, every=True):
-        result, problems = _import(mutated, TODAY)
+        result, problems = read_tddui_bundle(mutated, TODAY)
         if result is not None or not _located([p.model_dump() for p in problems], where):
             failures.append(f"import {where}: {[p.line() for p in problems][:3]}")
         items, problems = bundle_items(mutated, plan)
@@ -162,8 +162,20 @@ def test_a_resource_of_a_type_fhir_does_not_have_is_not_read_whatever_it_holds(w
         resource["meta"]["profile"].insert(0, ["ZQ"])
         resource["identifier"] = [{"system": [c.ID_EVENT[0]], "value": 12345}, *entry["resource"].get("identifier", [])]
         resource["status"] = ["ZQ"]
-        _, problems = _import(mutated, TODAY)
+        _, problems = read_tddui_bundle(mutated, TODAY)
         assert any(p.location == f"Bundle.entry[{i}].resource" for p in problems), [p.line() for p in problems]
         bundle_items(mutated, plan)
         for route in ("/$import-tddui", f"/persons/{person}/activity"):
             assert client.post(route, content=json.dumps(mutated), headers=headers).status_code < 500
+
+
+def test_relais_fhir_import_refuses_a_wrong_json_type_naming_its_place(world, tmp_path, capsys):
+    """`relais fhir import` reads a Bundle as `$import-tddui` does: exit 1 with the place, no traceback."""
+    from gateway.cli.main import main
+
+    _, _, _, bundle, _ = world
+    path = tmp_path / "bundle.json"
+    path.write_bytes(orjson.dumps(_mutated(bundle, ("entry", 0, "fullUrl"), ["ZQ"])))
+    assert main(["fhir", "import", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: Bundle.entry[0].fullUrl: [fhir-structure]" in out

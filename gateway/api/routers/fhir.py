@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import get_store, get_tenant
 from gateway.api.problems import ApiProblem
-from gateway.conformance.fhir.structure import check_received_bundle
+from gateway.conformance.fhir.structure import read_tddui_bundle
 from gateway.model import Plan, Severity
 from gateway.plans import JsonInputError, loads_object
 from gateway.storage.store import Store, Tenant
-from mappings.fhir.tddui import TDDUI_VERSION, bundle_to_plan, plan_to_bundle
+from mappings.fhir.tddui import TDDUI_VERSION, plan_to_bundle
 
 router = APIRouter(tags=["fhir"])
 FHIR_JSON = "application/fhir+json"
@@ -49,11 +49,6 @@ def export_tddui(person_id: str, tenant: Tenant = Depends(get_tenant), store: St
                     headers={"X-Plan-Version": str(current.version), "X-TDDUI-Version": TDDUI_VERSION})
 
 
-def _import(bundle: dict, today: dt.date) -> tuple[Plan | None, list]:
-    # FHIR R4 base structure first: the mapping reads each value as FHIR types it
-    return (None, problems) if (problems := check_received_bundle(bundle)) else bundle_to_plan(bundle, today)
-
-
 @router.post("/$import-tddui", openapi_extra=BUNDLE_BODY,
              summary="Lire un Bundle TDDUI en projet (sans l'enregistrer)")
 async def import_tddui(request: Request, tenant: Tenant = Depends(get_tenant)) -> dict:
@@ -64,7 +59,7 @@ async def import_tddui(request: Request, tenant: Tenant = Depends(get_tenant)) -
     except JsonInputError as exc:
         kind = "too-large" if exc.problem.rule == "too-large" else "invalid-json"
         raise ApiProblem(kind, exc.problem.message, [exc.problem]) from None
-    plan, problems = await run_in_threadpool(_import, bundle, _now().date())
+    plan, problems = await run_in_threadpool(read_tddui_bundle, bundle, _now().date())
     if plan is None:
         errors = [p for p in problems if p.severity is Severity.error]
         raise ApiProblem("invalid-plan", f"Bundle non représentable en projet : {len(errors)} erreur(s)", problems)

@@ -17,7 +17,7 @@ from gateway.cli.common import INVALID, OK, read_input
 from gateway.model import Problem, Severity
 from gateway.plans import JsonInputError, loads_object, validate_plan_json
 from gateway.settings import settings
-from mappings.fhir.tddui import TDDUI_VERSION, bundle_to_plan, plan_to_bundle
+from mappings.fhir.tddui import TDDUI_VERSION, plan_to_bundle
 
 
 def register(sub) -> None:
@@ -75,7 +75,9 @@ def run_import(args) -> int:
     bundle, problems = _read_json(args.bundle)
     plan = None
     if bundle is not None:
-        plan, problems = bundle_to_plan(bundle, args.today or dt.date.today())
+        from gateway.conformance.fhir.structure import read_tddui_bundle
+
+        plan, problems = read_tddui_bundle(bundle, args.today or dt.date.today())
     if plan is None:
         for p in problems:
             print(p.line(args.bundle))

@@ -833,3 +833,12 @@ def check_received_bundle(bundle: object) -> list[Problem]:
                 severity=Severity.error, source=source)
         for f in structure.findings(bundle, "Bundle", keep_types=True) if f.json_type
     ]
+
+
+def read_tddui_bundle(bundle: dict, today):
+    """`mappings.fhir.tddui.bundle_to_plan` behind `check_received_bundle`: (plan or None,
+    problems), the one way a received TDDUI Bundle is read (API `$import-tddui`, `relais fhir import`)."""
+    from mappings.fhir.tddui import bundle_to_plan
+
+    problems = check_received_bundle(bundle)
+    return (None, problems) if problems else bundle_to_plan(bundle, today)
