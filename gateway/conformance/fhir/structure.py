@@ -279,25 +279,40 @@ _JSON_TYPE = {"boolean": ("un booléen JSON (true, false)", "a JSON boolean (tru
               "positiveInt": ("un entier JSON", "a JSON integer"), "unsignedInt": ("un entier JSON", "a JSON integer")}
 
 
+def described(v) -> tuple[str, str]:
+    """What a wrong value is, without its content (a name, a birth date or an INS may be the
+    value: personal data stays out of messages; the location names the place)."""
+    if v is None or type(v) is bool:
+        return (str(v).lower() if v is not None else "null",) * 2
+    if isinstance(v, int | float):
+        return "un nombre", "a number"
+    if isinstance(v, str):
+        return f"une chaîne de {len(v)} caractère(s)", f"a string of {len(v)} character(s)"
+    if isinstance(v, list):
+        return f"une liste de {len(v)} élément(s)", f"a list of {len(v)} item(s)"
+    return ("un objet JSON", "a JSON object") if isinstance(v, dict) else (type(v).__name__,) * 2
+
+
 def _primitive_message(ptype: str, problem: str, v) -> tuple[str, str]:
-    shown = repr(v)[:80]
+    """The reason, never the value itself (see described)."""
     if problem == TYPE:
         fr, en = _JSON_TYPE.get(ptype, ("une chaîne JSON", "a JSON string"))
-        return (f"{ptype} invalide : il faut {fr}, trouvé {shown}", f"invalid {ptype}: {en} is expected, found {shown}")
+        found, found_en = described(v)
+        return (f"{ptype} invalide : il faut {fr}, trouvé {found}", f"invalid {ptype}: {en} is expected, found {found_en}")
     if problem == CALENDAR:
-        return (f"date ou date-heure invalide : {shown} (ce jour n'existe pas dans ce mois)",
-                f"invalid date or dateTime: {shown} (no such day in that month)")
+        return ("date ou date-heure invalide (ce jour n'existe pas dans ce mois)",
+                "invalid date or dateTime (no such day in that month)")
     if problem == RANGE:
-        return (f"{ptype} hors limites : {shown}", f"{ptype} out of range: {shown}")
+        return f"{ptype} hors limites", f"{ptype} out of range"
     if problem == R4:
         rule = {"id": f"au plus {ID_MAX} caractères", "uuid": "urn:uuid: suivi de l'UUID en minuscules",
                 "string": "au plus 1 Mio"}.get(ptype, "sans espace")
         rule_en = {"id": f"at most {ID_MAX} characters", "uuid": "urn:uuid: then the lowercase UUID",
                    "string": "at most 1 MiB"}.get(ptype, "no whitespace")
-        return (f"{ptype} invalide en FHIR R4 ({rule}) : {shown}", f"invalid FHIR R4 {ptype} ({rule_en}): {shown}")
+        return f"{ptype} invalide en FHIR R4 ({rule})", f"invalid FHIR R4 {ptype} ({rule_en})"
     if ptype in ("date", "dateTime", "instant", "time"):
-        return (f"date ou date-heure invalide : {shown} (format {ptype})", f"invalid date or dateTime: {shown} ({ptype} format)")
-    return (f"valeur au format {ptype} invalide : {shown}", f"value does not match the {ptype} format: {shown}")
+        return f"date ou date-heure invalide (format {ptype})", f"invalid date or dateTime ({ptype} format)"
+    return f"valeur au format {ptype} invalide", f"value does not match the {ptype} format"
 
 
 # kinds of property; REF and EXTENSIONS are PRIM and COMPLEX_LIST seen by `scan` (references, ext-1)
@@ -737,15 +752,17 @@ class Structure:
     def _list(self, v, here: str, out: list[Finding]) -> bool:
         if type(v) is list:
             return True
-        out.append(Finding(here, f"une liste (tableau JSON) est attendue, trouvé {repr(v)[:80]}",
-                           f"a list (JSON array) is expected, found {repr(v)[:80]}", False, json_type=True))
+        found, found_en = described(v)
+        out.append(Finding(here, f"une liste (tableau JSON) est attendue, trouvé {found}",
+                           f"a list (JSON array) is expected, found {found_en}", False, json_type=True))
         return False
 
     def _object(self, v, type_name: str, here: str, out: list[Finding]) -> bool:
         if type(v) is dict:
             return True
-        out.append(Finding(here, f"un objet JSON ({type_name}) est attendu, trouvé {repr(v)[:80]}",
-                           f"a JSON object ({type_name}) is expected, found {repr(v)[:80]}", True, json_type=True))
+        found, found_en = described(v)
+        out.append(Finding(here, f"un objet JSON ({type_name}) est attendu, trouvé {found}",
+                           f"a JSON object ({type_name}) is expected, found {found_en}", True, json_type=True))
         return False
 
     def _extension(self, v, here: str, out: list[Finding], keep: bool = False) -> None:
@@ -766,8 +783,9 @@ class Structure:
         elif rtype is None:
             out.append(Finding(here, "ressource sans resourceType", "resource without resourceType", True))
         else:
-            out.append(Finding(here, f"type de ressource inconnu dans FHIR R4 : {rtype!r}",
-                               f"unknown FHIR R4 resource type: {rtype!r}", True, json_type=type(rtype) is not str))
+            shown = (repr(rtype[:80]),) * 2 if type(rtype) is str else described(rtype)
+            out.append(Finding(here, f"type de ressource inconnu dans FHIR R4 : {shown[0]}",
+                               f"unknown FHIR R4 resource type: {shown[1]}", True, json_type=type(rtype) is not str))
 
 
 def _not_null(v, found) -> bool:

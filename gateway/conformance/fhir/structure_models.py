@@ -40,20 +40,18 @@ class ModelError(NamedTuple):
 
 
 def _describe(error: dict) -> tuple[str, str]:
+    from gateway.conformance.fhir.structure import described
+
     kind = error.get("type", "")
-    shown = repr(error.get("input"))[:80]
+    shown, shown_en = described(error.get("input"))  # never the value (personal data)
     if "date" in kind or "time" in kind:
-        return (
-            f"date ou date-heure invalide : {shown} ({error.get('msg', '')})",
-            f"invalid date or dateTime: {shown} ({error.get('msg', '')})",
-        )
+        return "date ou date-heure invalide", "invalid date or dateTime"
     if kind.endswith(".missing") or kind == "missing":
         return _MESSAGES["missing"]
     fr, en = _MESSAGES.get(kind, ("structure FHIR invalide", "invalid FHIR structure"))
-    detail = error.get("msg", "")
     if kind in ("extra_forbidden", "missing"):
         return fr, en
-    return f"{fr} : {shown} ({detail})", f"{en}: {shown} ({detail})"
+    return f"{fr} : {shown}", f"{en}: {shown_en}"  # pydantic's own text may quote the value
 
 
 def fhirpath_location(root: str, loc: tuple, instance=None) -> str:

@@ -24,7 +24,7 @@ import orjson
 from gateway.conformance.fhir import defects
 from gateway.conformance.fhir.fhirpath import NATIVE, TRIVIAL_WITHOUT_CONTAINED, FhirPath, choice_values, decider
 from gateway.conformance.fhir.rules import RuleSet
-from gateway.conformance.fhir.structure import check_structure, compiled
+from gateway.conformance.fhir.structure import check_structure, compiled, described
 from gateway.conformance.fhir.walk import CLEAN_BYTES, CLEAN_MAX, Plans  # noqa: F401 (CLEAN_*: tests)
 from gateway.model.problem import Problem, Severity
 
@@ -595,9 +595,10 @@ class Validator:
                         f"type non autorisé : {key} ({ident} accepte {', '.join(node['types'])})",
                         f"type not allowed: {key} ({ident} accepts {', '.join(node['types'])})", _E, src)
             if has_fixed and v != fixed:
+                found = repr(_constrained(v, fixed))[:200]
                 run.add(vloc, "fixed-value",
-                        f"valeur imposée par le profil : {fixed!r} ({ident}), trouvé {v!r}",
-                        f"value fixed by the profile: {fixed!r} ({ident}), found {v!r}", _E, src)
+                        f"valeur imposée par le profil : {fixed!r} ({ident}), trouvé {found}",
+                        f"value fixed by the profile: {fixed!r} ({ident}), found {found}", _E, src)
             if has_pattern and v != pattern and not _matches(v, pattern):
                 pattern_problem(run, v, node, vloc, src)
             if binding is not None:
@@ -616,8 +617,9 @@ class Validator:
             for c in (v.get("coding") or () if isinstance(v, dict) else ())
             if isinstance(c, dict) and defects.renamed_system(c.get("system"))
         ]
-        fr = f"valeur non conforme au motif du profil ({node['id']}) : attendu {node['pattern']!r}, trouvé {v!r}"
-        en = f"value does not match the profile's pattern ({node['id']}): expected {node['pattern']!r}, found {v!r}"
+        found = repr(_constrained(v, node["pattern"]))[:200]
+        fr = f"valeur non conforme au motif du profil ({node['id']}) : attendu {node['pattern']!r}, trouvé {found}"
+        en = f"value does not match the profile's pattern ({node['id']}): expected {node['pattern']!r}, found {found}"
         if renamed:
             old, new = renamed[0]
             fr += f" — {old} a été renommé {new} en TDDUI 2.2.0 (défaut §11.3)"
@@ -996,3 +998,25 @@ class Validator:
                 fr = f"référence non résolue dans le Bundle : {ref} (aucune entrée {ref})"
                 en = f"reference not resolved in the Bundle: {ref} (no entry {ref})"
             run.add(f"{where}.reference", "reference-unresolved", fr, en, severity, BUNDLE_SOURCE)
+
+
+def _constrained(v, expected):
+    """What of `v` a fixed value or pattern constrains (its codes, systems, profiles), never the
+    rest: an Identifier's value may be an INS, a HumanName a name (personal data stays out of
+    messages). Elements of another shape are described, not shown."""
+    if isinstance(expected, dict):
+        if not isinstance(v, dict):
+            return _Shown(described(v)[0])
+        return {k: _constrained(v[k], expected[k]) for k in expected if k in v}
+    if isinstance(expected, list):
+        if not isinstance(v, list):
+            return _Shown(described(v)[0])
+        return [_constrained(x, expected[0]) for x in v] if expected else _Shown(described(v)[0])
+    return v if not isinstance(v, dict | list) else _Shown(described(v)[0])
+
+
+class _Shown(str):
+    """A description, written as it is (not quoted) by repr()."""
+
+    def __repr__(self) -> str:
+        return f"<{self}>"
