@@ -144,11 +144,11 @@ def mss_document(item: Inbound) -> Interpretation:
     def propose(current) -> dict | None:
         try:
             proposal = read_cda(item.payload, current)
-        except ValueError:  # a date or number the reader quotes (e.g. a birth date): not repeated
+        except ValueError:  # safety net: the reader reports bad dates and numbers as problems
             raise Unreadable("document CDA illisible comme projet : date ou nombre mal formé") from None
         except Exception as exc:  # noqa: BLE001 - a pure reader of untrusted bytes: its failure is the document's
-            # e.g. an evaluation item without code or value (mappings/cda/import_.py `_entry`):
-            # quarantined, not a traceback out of the recording transaction.
+            # safety net (the reader reports malformed input as problems): quarantined, not a
+            # traceback out of the recording transaction
             raise Unreadable(f"document CDA illisible comme projet : structure inattendue "
                              f"({type(exc).__name__})") from None
         if proposal.plan is None:
