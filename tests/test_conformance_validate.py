@@ -247,3 +247,19 @@ def test_unknown_file_kind_is_an_error(tmp_path, cache):
     f.write_text('{"not": "fhir"}')
     run = run_validate([str(f)], Options(cache_dir=cache))
     assert [i.rule for i in run.artefacts[0].issues] == ["artefact-unknown"] and not run.ok
+
+
+def test_an_endless_or_huge_file_is_refused_without_being_read_whole(ctx, tmp_path, monkeypatch):
+    """/dev/zero (or a 10 GB file) as an artefact: refused by its size, read no further."""
+    from gateway.conformance.runner import validate as runner
+
+    monkeypatch.setattr(runner, "MAX_FILE_BYTES", 1024)
+    big = tmp_path / "grand.json"
+    big.write_bytes(b" " * 1025)
+    for path in ("/dev/zero", str(big)):
+        (artefact,), _ = runner.validate_path(path, ctx)
+        assert [(i.rule, i.message) for i in artefact.issues] == [
+            ("file-too-large", "fichier trop volumineux (plus de 1024 octets)")]
+    big.write_bytes(b" " * 1024)  # at the limit: read, then judged as it is
+    (artefact,), _ = runner.validate_path(str(big), ctx)
+    assert "file-too-large" not in [i.rule for i in artefact.issues]

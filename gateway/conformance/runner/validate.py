@@ -24,6 +24,7 @@ from gateway.model.problem import Severity
 SUFFIXES = {".json", ".xml", ".zip", ".mime", ".soap", ".mtom"}
 PARALLEL_FROM = 12  # files: below this, one process is faster than starting workers
 MAX_DEPTH = 3  # documents inside archives inside messages…
+MAX_FILE_BYTES = 100 * 1024 * 1024  # an artefact file; read no further (a 10 GB file, /dev/zero)
 
 
 class RunStopped(Exception):
@@ -204,10 +205,16 @@ def _read_fhir(data: bytes, kind: str, ctx: Context):
 
 def validate_path(path: str, ctx: Context) -> tuple[list[Artefact], Inputs]:
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         artefact = Artefact(path, UNKNOWN)
         artefact.add([problem("file-unreadable", f"fichier illisible ({exc.strerror or type(exc).__name__})")])
+        return [artefact], Inputs()
+    if len(data) > MAX_FILE_BYTES:
+        artefact = Artefact(path, UNKNOWN)
+        artefact.add([problem("file-too-large", f"fichier trop volumineux (plus de {MAX_FILE_BYTES} octets)",
+                              f"file too large (over {MAX_FILE_BYTES} bytes)")])
         return [artefact], Inputs()
     return validate_bytes(data, path, ctx)
 
