@@ -93,6 +93,15 @@ def test_person_activity_shows_planned_and_delivered(api):
     assert services["S1"]["planned"]["value"] == 12.0 and services["S1"]["delivered"]["hours"] == 2.5
 
 
+def test_a_reference_week_past_the_calendar_is_a_400_naming_it(api):
+    client, token, _ = api
+    response = client.get("/activity/indicators", headers=auth(token), params={
+        "from": "2026-02-01", "to": "2026-02-28", "reference_week": "9999-12-31"})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["location"] == "reference_week"
+    assert "hors limites" in response.json()["errors"][0]["message"]
+
+
 def test_indicators_route_with_reference_week_and_specialisation(api):
     client, token, _ = api
     response = client.get("/activity/indicators", headers=auth(token), params={

@@ -382,26 +382,25 @@ def test_attribute_path_errors_do_not_quote_the_path():
 # ------------------------------------------------------------------------------ CLI
 
 
-def test_cli_import_refuses_an_evaluation_item_without_code_in_french(valid, tmp_path, capsysbinary):
-    xml, _ = mutated(valid, _drop("cda:code"))
-    path = tmp_path / "sans-code.xml"
-    path.write_bytes(xml)
+def _cli_import(valid, mutation, path, capsysbinary) -> tuple[int, bytes, str]:
+    """`relais cda import` of the mutated document: (exit code, stdout, stderr)."""
+    path.write_bytes(mutated(valid, mutation)[0])
     code = main(["cda", "import", str(path), "--today", "2026-11-26"])
     out = capsysbinary.readouterr()
-    err = out.err.decode("utf-8")
-    assert code == 1 and out.out == b""
+    return code, out.out, out.err.decode("utf-8")
+
+
+def test_cli_import_refuses_an_evaluation_item_without_code_in_french(valid, tmp_path, capsysbinary):
+    code, out, err = _cli_import(valid, _drop("cda:code"), tmp_path / "sans-code.xml", capsysbinary)
+    assert code == 1 and out == b""
     assert "sans-code.xml" in err and "cda:organizer" in err and "item d'évaluation" in err, err
     assert "ne donne pas un projet personnalisé valide" in err
 
 
 def test_cli_import_of_a_bad_birth_time_does_not_print_it(valid, tmp_path, capsysbinary):
-    xml, _ = mutated(valid, lambda doc: one(doc, DATES["birth-time"]).set("value", BIRTH_DATE))
-    path = tmp_path / "naissance.xml"
-    path.write_bytes(xml)
-    code = main(["cda", "import", str(path), "--today", "2026-11-26"])
-    out = capsysbinary.readouterr()
-    err = out.err.decode("utf-8")
-    assert code == 1 and out.out == b""
+    code, out, err = _cli_import(valid, lambda doc: one(doc, DATES["birth-time"]).set("value", BIRTH_DATE),
+                                 tmp_path / "naissance.xml", capsysbinary)
+    assert code == 1 and out == b""
     assert "cda:birthTime/@value" in err and BIRTH_DATE not in err, err
 
 

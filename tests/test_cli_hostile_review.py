@@ -12,6 +12,7 @@ import pytest
 
 from gateway.cli.main import main
 from gateway.storage import Store
+from tests.test_consent_cli import run
 from tests.test_consent_store import ADULT, PLANS
 from tests.test_dmp_cli import PLAN as DMP_PLAN
 from tests.test_dmp_cli import configured  # noqa: F401 (a fixture: a sandbox DMP holding one document)
@@ -27,15 +28,6 @@ def db(tmp_path):
         tenant = store.create_tenant("plateforme-a", "Plateforme A")
         store.put_plan(tenant, PLANS[ADULT], if_match=None, actor="test")
     return url
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(tmp_path, name: str, data: bytes | dict) -> str:

@@ -78,7 +78,8 @@ def _apply(store, tenant, item_id, if_match=None):
 # ------------------------------------------------------------------ all or nothing
 
 
-def test_apply_stores_nothing_when_its_audit_entry_fails(world, monkeypatch):
+@pytest.mark.parametrize("act", ["apply", "reject"])
+def test_a_review_changes_nothing_when_its_audit_entry_fails(world, monkeypatch, act):
     store, tenant, person, item_id = world
     before = _state(store, tenant, person, item_id)
 
@@ -87,7 +88,10 @@ def test_apply_stores_nothing_when_its_audit_entry_fails(world, monkeypatch):
 
     monkeypatch.setattr(review, "append", failing)
     with pytest.raises(RuntimeError, match="injected fault"):
-        _apply(store, tenant, item_id)
+        if act == "apply":
+            _apply(store, tenant, item_id)
+        else:
+            review.reject(store, tenant, item_id, actor="test", reason="motif")
     assert _state(store, tenant, person, item_id) == before
 
 
@@ -119,19 +123,6 @@ def test_apply_writes_the_version_the_status_and_the_audit_entry_together(world)
     after, (status, reviewed_by, applied_version, _), after_actions = _state(store, tenant, person, item_id)
     assert (after, status, reviewed_by, applied_version) == (version + 1, "applied", "test", version + 1)
     assert after_actions[len(actions):] == ["plan.version.stored", "inbound.applied"]
-
-
-def test_reject_changes_nothing_when_its_audit_entry_fails(world, monkeypatch):
-    store, tenant, person, item_id = world
-    before = _state(store, tenant, person, item_id)
-
-    def failing(conn, entry):
-        raise RuntimeError("injected fault")
-
-    monkeypatch.setattr(review, "append", failing)
-    with pytest.raises(RuntimeError, match="injected fault"):
-        review.reject(store, tenant, item_id, actor="test", reason="motif")
-    assert _state(store, tenant, person, item_id) == before
 
 
 # ------------------------------------------------------------------ once, even concurrently

@@ -215,9 +215,11 @@ def parse_week(text: str) -> tuple[dt.date, dt.date]:
         else:
             day = dt.date.fromisoformat(text)
             monday = day - dt.timedelta(days=day.weekday())
+        return monday, monday + dt.timedelta(days=6)
     except ValueError:
         raise ValueError(f"semaine de référence illisible : {text!r} (ex. 2026-W42 ou 2026-10-12)") from None
-    return monday, monday + dt.timedelta(days=6)
+    except OverflowError:  # the week of 9999-12-31 ends past the calendar
+        raise ValueError(f"semaine de référence hors limites : {text!r}") from None
 
 
 def default_reference_week(start: dt.date, end: dt.date, anchor: str = "10-08") -> tuple[dt.date, dt.date]:

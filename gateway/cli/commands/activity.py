@@ -172,9 +172,6 @@ def run_indicators(args) -> int:
     except ValueError as exc:
         err(str(exc))
         return USAGE
-    except OverflowError:  # a week at the end of the calendar (9999-12-31)
-        err(f"semaine de référence hors limites : {args.reference_week!r}")
-        return USAGE
     store = open_store(args)
     tenant = store.get_tenant(args.tenant)
     result = report(store, tenant, window, reference_week=week, by=args.by, series=args.json)
@@ -197,9 +194,6 @@ def run_dataset(args) -> int:
         week = parse_week(args.reference_week) if args.reference_week else None
     except ValueError as exc:
         err(str(exc))
-        return USAGE
-    except OverflowError:  # a week at the end of the calendar (9999-12-31)
-        err(f"semaine de référence hors limites : {args.reference_week!r}")
         return USAGE
     if not 2000 <= args.year <= 2100:
         err("année hors limites (2000 à 2100)")

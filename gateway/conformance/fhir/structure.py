@@ -824,12 +824,13 @@ def check_structure(resource: dict, root: str | None = None, *, engine: str = "c
         return check_structure_with_models(resource, root)
     if structure.valid(resource):
         return []
+    return _problems(structure, structure.findings(resource, root))
+
+
+def _problems(structure: Structure, findings) -> list[Problem]:
     source = source_of(structure)
-    return [
-        Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
-                severity=Severity.error, source=source)
-        for f in structure.findings(resource, root)
-    ]
+    return [Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
+                    severity=Severity.error, source=source) for f in findings]
 
 
 def check_received_bundle(bundle: object) -> list[Problem]:
@@ -845,12 +846,7 @@ def check_received_bundle(bundle: object) -> list[Problem]:
         return check_structure(bundle, "Bundle")  # the models: every structure error refuses
     if structure.valid(bundle):
         return []
-    source = source_of(structure)
-    return [
-        Problem(location=f.location, rule="fhir-structure", message=f.message, message_en=f.message_en,
-                severity=Severity.error, source=source)
-        for f in structure.findings(bundle, "Bundle", keep_types=True) if f.json_type
-    ]
+    return _problems(structure, (f for f in structure.findings(bundle, "Bundle", keep_types=True) if f.json_type))
 
 
 def read_tddui_bundle(bundle: dict, today):
